@@ -1,0 +1,3 @@
+from usfm_edge.cli import main
+
+main()

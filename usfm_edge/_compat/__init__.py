@@ -1,0 +1,1 @@
+"""Workarounds for third-party packaging problems, each with the reason in its module."""

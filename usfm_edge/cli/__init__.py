@@ -1,0 +1,38 @@
+"""The ``usfm-edge`` command. Subcommands are imported only when run, so ``--help`` and the
+runtime commands start without torch."""
+
+from __future__ import annotations
+
+from usfm_edge.cli.lazy import LazyGroup
+
+# name -> (module:attribute, one-line help). Commands of stages not built yet point to the
+# issue that brings them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("usfm_edge.cli.doctor:doctor", "Report versions, backends, devices and install hints."),
+    "models": ("usfm_edge.cli.models:models", "List registered encoders and heads."),
+    "convert-checkpoint": (
+        "usfm_edge.cli.convert:convert_checkpoint",
+        "Convert a released .pth (e.g. USFM_latest.pth) into a model directory.",
+    ),
+}
+PLANNED: dict[str, tuple[int, str]] = {
+    "phantom": (4, "Write synthetic B-mode phantom images, masks and cines."),
+    "pretrain": (5, "Spatial-frequency MIM / MAE / teacher-feature pretraining."),
+    "finetune": (6, "Fine-tune for segmentation, classification or enhancement."),
+    "distill": (7, "Distill a fine-tuned teacher into an edge student."),
+    "export": (7, "Export a model directory to a verified deployment bundle."),
+    "run": (8, "Stream frames through a bundle: crop, infer, overlay, record."),
+    "bench": (9, "Latency and accuracy across backends on one bundle."),
+    "demo": (10, "The whole chain on the synthetic phantom, with a report."),
+}
+
+cli = LazyGroup(
+    name="usfm-edge",
+    commands=COMMANDS,
+    planned=PLANNED,
+    help="Ultrasound foundation models from pretraining to real-time inference on carts and Jetsons.",
+)
+
+
+def main() -> None:
+    cli(prog_name="usfm-edge")

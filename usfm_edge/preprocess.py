@@ -1,0 +1,79 @@
+"""Frame -> network input, driven only by a ``Preprocess`` spec (numpy + OpenCV, no torch).
+
+Training, calibration and the runtime all call this one function, so a model sees the same
+pixels in every stage. Cropping to the scan region happens before (it needs the detector).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from usfm_edge.errors import InputError
+from usfm_edge.spec import Intensity, Preprocess, Resize
+
+# ITU-R BT.601 luma, what scanners' own gray conversion uses.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def to_unit_range(frame: np.ndarray, intensity: Intensity) -> np.ndarray:
+    """(H, W[, C]) uint8/uint16/float -> float32 in [0, 1]."""
+    if intensity is Intensity.MINMAX:
+        f = frame.astype(np.float32)
+        lo, hi = float(f.min()), float(f.max())
+        return (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
+    if frame.dtype == np.uint8:
+        return frame.astype(np.float32) / 255.0
+    if frame.dtype == np.uint16:
+        return frame.astype(np.float32) / 65535.0
+    if np.issubdtype(frame.dtype, np.floating):
+        return np.clip(frame.astype(np.float32), 0.0, 1.0)
+    raise InputError(f"frame dtype {frame.dtype} is not supported; give uint8, uint16 or float in [0, 1]")
+
+
+def to_channels(frame: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W) or (H, W, 3) RGB float -> (H, W, channels)."""
+    if frame.ndim == 2:
+        frame = frame[..., None]
+    if frame.shape[-1] == channels:
+        return frame
+    if frame.shape[-1] == 1:  # gray into an RGB model: replicate
+        return np.repeat(frame, channels, axis=-1)
+    if frame.shape[-1] == 3 and channels == 1:
+        return (frame @ _LUMA)[..., None]
+    raise InputError(f"frame has {frame.shape[-1]} channels; give gray (H, W) or RGB (H, W, 3)")
+
+
+def resize(frame: np.ndarray, size: tuple[int, int], mode: Resize) -> np.ndarray:
+    """(H, W, C) -> (h, w, C) with ``size`` = (h, w)."""
+    h, w = size
+    channels = frame.shape[-1]
+    if mode is Resize.STRETCH:
+        out = _resize(frame, w, h)
+    else:
+        scale = min(h / frame.shape[0], w / frame.shape[1])
+        nh, nw = max(1, round(frame.shape[0] * scale)), max(1, round(frame.shape[1] * scale))
+        out = np.zeros((h, w, channels), dtype=np.float32)
+        top, left = (h - nh) // 2, (w - nw) // 2
+        out[top:top + nh, left:left + nw] = _resize(frame, nw, nh).reshape(nh, nw, channels)
+    return out.reshape(h, w, channels)
+
+
+def _resize(frame: np.ndarray, w: int, h: int) -> np.ndarray:
+    shrinking = w < frame.shape[1] or h < frame.shape[0]
+    # INTER_AREA averages speckle instead of aliasing it when shrinking.
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def preprocess_frame(frame: np.ndarray, spec: Preprocess) -> np.ndarray:
+    """One frame, gray (H, W) or RGB (H, W, 3), -> network input (1, C, h, w) float32."""
+    if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
+        shape = getattr(frame, "shape", None)
+        raise InputError(f"frame of shape {shape} is not an image; give (H, W) gray or (H, W, 3) RGB")
+    if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
+        raise InputError("frame contains NaN or infinite values; check the source or its decoder")
+    x = to_unit_range(frame, spec.intensity)
+    x = to_channels(x, spec.channels)
+    x = resize(x, spec.input_size, spec.resize)
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)

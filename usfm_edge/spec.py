@@ -1,0 +1,220 @@
+"""The model-directory schema (``config.json``), shared by training, export and runtime.
+
+Torch-free on purpose: export and the runtime read a model's preprocessing and labels without
+importing the training stack. ``schema_version`` is bumped on any incompatible change, and a
+reader refuses versions it does not know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from usfm_edge.errors import SchemaError
+
+MODEL_DIR_SCHEMA = "usfm-edge/model-dir"
+MODEL_DIR_SCHEMA_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+# timm's IMAGENET_DEFAULT_MEAN/STD, which the official USFM fine-tuning code normalizes with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# One-channel equivalents: the channel means, so a gray frame normalized once matches the
+# three-channel model fed the same gray frame replicated (see models.vit.adapt_patch_embed).
+GRAY_MEAN = (sum(IMAGENET_MEAN) / 3,)
+GRAY_STD = (sum(IMAGENET_STD) / 3,)
+
+
+class Task(str, enum.Enum):
+    SEGMENTATION = "seg"
+    CLASSIFICATION = "cls"
+    ENHANCEMENT = "enhance"
+    FEATURES = "features"  # a bare encoder: pretraining output or a converted release
+
+
+class Intensity(str, enum.Enum):
+    """How raw pixel values become [0, 1] before mean/std normalization."""
+
+    UNIT_RANGE = "unit_range"  # divide by the dtype's maximum (255 for 8-bit, 65535 for 16-bit)
+    MINMAX = "minmax"  # per-frame min-max stretch, for archives with arbitrary gain
+
+
+class Resize(str, enum.Enum):
+    STRETCH = "stretch"  # to input_size, aspect not kept (the USFM fine-tuning default)
+    LETTERBOX = "letterbox"  # aspect kept, padded with black (ultrasound background)
+
+
+class Crop(str, enum.Enum):
+    NONE = "none"
+    SCAN_REGION = "scan_region"  # the runtime crops to the detected B-mode region first
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What a frame goes through before the network. Travels with the weights.
+
+    ``input_size`` is (height, width) in pixels; mean and std are per channel, in [0, 1] units.
+    """
+
+    channels: int = 1
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, ...] = GRAY_MEAN
+    std: tuple[float, ...] = GRAY_STD
+    intensity: Intensity = Intensity.UNIT_RANGE
+    resize: Resize = Resize.STRETCH
+    crop: Crop = Crop.SCAN_REGION
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise SchemaError(f"preprocess.channels is {self.channels}; use 1 (gray) or 3 (RGB)")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise SchemaError(
+                f"preprocess.mean/std have {len(self.mean)}/{len(self.std)} values for "
+                f"{self.channels} channel(s); give one value per channel"
+            )
+        if any(s <= 0 for s in self.std):
+            raise SchemaError(f"preprocess.std {self.std} has a non-positive value")
+        if len(self.input_size) != 2 or min(self.input_size) <= 0:
+            raise SchemaError(f"preprocess.input_size {self.input_size} must be (height, width) > 0")
+
+    @classmethod
+    def for_channels(cls, channels: int, input_size: tuple[int, int] = (224, 224), **kw: Any) -> Preprocess:
+        mean, std = (GRAY_MEAN, GRAY_STD) if channels == 1 else (IMAGENET_MEAN, IMAGENET_STD)
+        return cls(channels=channels, input_size=tuple(input_size), mean=mean, std=std, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocess:
+        data = _only_fields(cls, data, "preprocess")
+        try:
+            return cls(
+                channels=int(data.get("channels", 1)),
+                input_size=tuple(int(v) for v in data.get("input_size", (224, 224))),
+                mean=tuple(float(v) for v in data.get("mean", GRAY_MEAN)),
+                std=tuple(float(v) for v in data.get("std", GRAY_STD)),
+                intensity=Intensity(data.get("intensity", Intensity.UNIT_RANGE)),
+                resize=Resize(data.get("resize", Resize.STRETCH)),
+                crop=Crop(data.get("crop", Crop.SCAN_REGION)),
+            )
+        except ValueError as exc:
+            raise SchemaError(f"preprocess: {exc}") from exc
+
+
+@dataclass
+class HeadSpec:
+    """A head by registry name and its constructor arguments."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """``config.json`` of a model directory."""
+
+    architecture: str
+    task: Task
+    preprocess: Preprocess
+    model_args: dict[str, Any] = field(default_factory=dict)
+    head: HeadSpec | None = None
+    labels: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = MODEL_DIR_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.task = Task(self.task)
+        if self.task in (Task.SEGMENTATION, Task.CLASSIFICATION) and len(self.labels) < 2:
+            raise SchemaError(
+                f"a {self.task.value} model needs at least 2 labels (got {self.labels}); "
+                "segmentation labels include the background"
+            )
+        if self.task is not Task.FEATURES and self.head is None:
+            raise SchemaError(f"a {self.task.value} model needs a head")
+
+    @property
+    def num_outputs(self) -> int:
+        """Classes for seg/cls, image channels for enhancement."""
+        if self.task is Task.ENHANCEMENT:
+            return self.preprocess.channels
+        return len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable({
+            "schema": MODEL_DIR_SCHEMA,
+            "schema_version": self.schema_version,
+            "architecture": self.architecture,
+            "model_args": self.model_args,
+            "task": self.task,
+            "head": dataclasses.asdict(self.head) if self.head else None,
+            "labels": self.labels,
+            "preprocess": self.preprocess.to_dict(),
+            "provenance": self.provenance,
+        })
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = CONFIG_FILE) -> ModelConfig:
+        if data.get("schema") != MODEL_DIR_SCHEMA:
+            raise SchemaError(f"{source}: not a usfm-edge model config (schema {data.get('schema')!r})")
+        version = data.get("schema_version")
+        if version != MODEL_DIR_SCHEMA_VERSION:
+            raise SchemaError(
+                f"{source}: schema_version {version} is not supported by this usfm-edge "
+                f"(reads {MODEL_DIR_SCHEMA_VERSION}); upgrade usfm-edge or re-export the model"
+            )
+        for key in ("architecture", "task", "preprocess"):
+            if key not in data:
+                raise SchemaError(f"{source}: missing '{key}'")
+        head = data.get("head")
+        try:
+            task = Task(data["task"])
+        except ValueError as exc:
+            raise SchemaError(f"{source}: task {data['task']!r}; use one of {[t.value for t in Task]}") from exc
+        return cls(
+            architecture=str(data["architecture"]),
+            task=task,
+            preprocess=Preprocess.from_dict(data["preprocess"]),
+            model_args=dict(data.get("model_args") or {}),
+            head=HeadSpec(name=head["name"], args=dict(head.get("args") or {})) if head else None,
+            labels=list(data.get("labels") or []),
+            provenance=dict(data.get("provenance") or {}),
+            schema_version=version,
+        )
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> ModelConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise SchemaError(f"{path}: no such file; a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"{path}: not valid JSON ({exc}); re-create the model directory") from exc
+        return cls.from_dict(data, source=str(path))
+
+
+def _only_fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SchemaError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+    return data
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    return value

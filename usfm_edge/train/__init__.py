@@ -1,0 +1,1 @@
+"""Pretraining (SF-MIM, MAE, teacher features) and fine-tuning. Issues #5 and #6 build it."""
