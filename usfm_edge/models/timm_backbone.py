@@ -14,6 +14,9 @@ from torch import nn
 from usfm_edge._compat.torchvision import import_timm
 
 
+CLASSIFIER_NAMES = ("fc", "head", "classifier", "last_linear", "head.fc")
+
+
 class TimmBackbone(nn.Module):
     """``forward_taps``: (B, C, H, W) -> the backbone's feature maps, strides growing."""
 
@@ -45,8 +48,9 @@ class TimmBackbone(nn.Module):
     def remap_checkpoint(self, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
         """A plain timm state dict -> this module's names; its classifier is dropped."""
         own = set(self.state_dict())
-        classifier = self.body.pretrained_cfg.get("classifier") or "head"
-        classifiers = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+        # features_only models drop the classifier from their cfg; these are timm's names for it.
+        classifier = getattr(self.body, "pretrained_cfg", {}).get("classifier") or ()
+        classifiers = CLASSIFIER_NAMES + ((classifier,) if isinstance(classifier, str) else tuple(classifier))
         out, dropped = {}, []
         for key, value in state.items():
             name = key if key.startswith("body.") else f"body.{key}"

@@ -1,0 +1,1 @@
+"""Benchmark scripts; results with the machine's description go to benchmarks/results/."""

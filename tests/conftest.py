@@ -1,0 +1,59 @@
+"""Shared fixtures. Heavy objects are built once per session; tests copy what they mutate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# A two-block ViT-Ti on 32x32 input (2x2 patches): every code path, milliseconds per call.
+TINY = {"img_size": 32, "depth": 2}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "shared_data" in item.keywords and not SHARED_DATA.is_dir():
+            item.add_marker(pytest.mark.skip(reason=f"{SHARED_DATA} absent (only on the project's machines)"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def official_keys(shared_data: Path) -> dict[str, list[int]]:
+    return json.loads((shared_data / "usfm_vit_b16_keys.json").read_text())
+
+
+def randomize_(module) -> None:
+    """Give every parameter non-trivial values (zeros or ones hide wiring mistakes)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * (0.02 if p.ndim > 1 else 0.2) + (0.1 if p.ndim == 1 else 0))
+
+
+@pytest.fixture(scope="session")
+def b16_state():
+    """A state dict with the official USFM names and shapes, random values (built once)."""
+    from usfm_edge.models import create_model
+
+    model = create_model("usfm_vit_b16")
+    randomize_(model)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_state():
+    from usfm_edge.models import create_model
+
+    model = create_model("usfm_vit_t16", **TINY)
+    randomize_(model)
+    return {k: v.clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,23 @@
+"""The benchmark scripts run at a tiny size and write their JSON and table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_encoder_benchmark_writes_json_and_table(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.encoders", "--img-size", "32", "--warmup", "1", "--iters", "2",
+         "--out", str(tmp_path)],
+        check=True, cwd=ROOT, capture_output=True, text=True,
+    )
+    result = json.loads((tmp_path / "encoders_cpu_32.json").read_text())
+    assert {r["model"] for r in result["results"]} >= {"usfm_vit_b16", "usfm_vit_t16"}
+    assert all(r["p50_ms"] > 0 for r in result["results"])
+    assert result["machine"]["cores"] >= 1 and "torch" in result["machine"]["libraries"]
+    assert "| usfm_vit_b16 |" in (tmp_path / "encoders_cpu_32.md").read_text()

@@ -1,0 +1,61 @@
+"""The CLI through click's test runner."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from usfm_edge.cli import COMMANDS, PLANNED, cli
+
+
+def test_help_lists_every_stage_and_says_which_issue_brings_it():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in [*COMMANDS, *PLANNED]:
+        assert name in result.output
+    assert "[not built yet: issue #6]" in result.output
+
+
+def test_planned_command_explains_and_fails():
+    result = CliRunner().invoke(cli, ["pretrain", "--objective", "sfmim"])
+    assert result.exit_code == 3
+    assert "issue #5" in result.output
+
+
+def test_version():
+    from usfm_edge import __version__
+
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_doctor_json_reports_backends():
+    result = CliRunner().invoke(cli, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    findings = {f["name"]: f for f in json.loads(result.output)}
+    assert findings["ONNX Runtime"]["status"] == "ok"
+    assert "CPUExecutionProvider" in findings["ONNX Runtime"]["detail"]
+    assert findings["OpenVINO"]["status"] == "ok" and "CPU" in findings["OpenVINO"]["detail"]
+    assert findings["torch"]["status"] == "ok"
+    assert findings["TensorRT"]["status"] in ("ok", "info")
+    assert any(name.startswith("GStreamer") for name in findings)
+
+
+def test_doctor_table():
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 0
+    assert "OpenCV" in result.output and "GStreamer" in result.output
+
+
+def test_models_lists_the_registry():
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0
+    assert "usfm_vit_b16" in result.output and "85.7 M" in result.output and "upernet" in result.output
+
+
+def test_user_errors_are_one_line_and_nonzero(tmp_path):
+    result = CliRunner().invoke(cli, ["convert-checkpoint", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"usfm-edge: error: {tmp_path / 'missing.pth'}: no such file; give the path of a .pth or .safetensors file"]
