@@ -49,7 +49,9 @@ class Attention(nn.Module):
         qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         qkv = F.linear(x, self.qkv.weight, qkv_bias)
         q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, N, d)
-        bias = bias.unsqueeze(0).to(q.dtype)  # (1, h, N, N)
+        # A 3-D (h, N, N) mask, not (1, h, N, N): with the 4-D one torch.export's SDPA
+        # decomposition (torch 2.13) produces a strided result that the ONNX export cannot view.
+        bias = bias.to(q.dtype)
         if self.fused:
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         else:  # explicit form, for exporters and quantizers that do not know SDPA
