@@ -51,10 +51,8 @@ def resize(frame: np.ndarray, size: tuple[int, int], mode: Resize) -> np.ndarray
     if mode is Resize.STRETCH:
         out = _resize(frame, w, h)
     else:
-        scale = min(h / frame.shape[0], w / frame.shape[1])
-        nh, nw = max(1, round(frame.shape[0] * scale)), max(1, round(frame.shape[1] * scale))
+        top, left, nh, nw = letterbox_window(frame.shape[:2], size)
         out = np.zeros((h, w, channels), dtype=np.float32)
-        top, left = (h - nh) // 2, (w - nw) // 2
         out[top:top + nh, left:left + nw] = _resize(frame, nw, nh).reshape(nh, nw, channels)
     return out.reshape(h, w, channels)
 
@@ -77,3 +75,33 @@ def preprocess_frame(frame: np.ndarray, spec: Preprocess) -> np.ndarray:
     x = resize(x, spec.input_size, spec.resize)
     x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def resize_label_map(labels: np.ndarray, spec: Preprocess) -> np.ndarray:
+    """(H, W) class indices -> (h, w) at the network's input size, the same geometry as
+    ``preprocess_frame`` (nearest neighbour: a label is never blended)."""
+    h, w = spec.input_size
+    if spec.resize is Resize.STRETCH:
+        return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+    top, left, nh, nw = letterbox_window(labels.shape[:2], spec.input_size)
+    out = np.zeros((h, w), dtype=labels.dtype)
+    out[top:top + nh, left:left + nw] = cv2.resize(labels, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def letterbox_window(original: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where a letterboxed frame of ``original`` (H, W) sits in ``size``: (top, left, h, w)."""
+    scale = min(size[0] / original[0], size[1] / original[1])
+    nh, nw = max(1, round(original[0] * scale)), max(1, round(original[1] * scale))
+    return (size[0] - nh) // 2, (size[1] - nw) // 2, nh, nw
+
+
+def to_original_grid(maps: np.ndarray, original: tuple[int, int], spec: Preprocess) -> np.ndarray:
+    """(K, h, w) network-resolution maps (probabilities, an image) -> (K, H, W) on the frame's
+    own pixel grid, undoing ``spec.resize``. Metrics are computed there, where pixels are
+    square and carry the scanner's spacing."""
+    if spec.resize is Resize.LETTERBOX:
+        top, left, nh, nw = letterbox_window(original, spec.input_size)
+        maps = maps[:, top:top + nh, left:left + nw]
+    H, W = original
+    return np.stack([cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR) for m in maps])

@@ -10,6 +10,10 @@ from usfm_edge.cli.lazy import LazyGroup
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("usfm_edge.cli.doctor:doctor", "Report versions, backends, devices and install hints."),
     "models": ("usfm_edge.cli.models:models", "List registered encoders and heads."),
+    "finetune": (
+        "usfm_edge.cli.finetune:finetune",
+        "Fine-tune for segmentation, classification or enhancement.",
+    ),
     "convert-checkpoint": (
         "usfm_edge.cli.convert:convert_checkpoint",
         "Convert a released .pth (e.g. USFM_latest.pth) into a model directory.",
@@ -18,7 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PLANNED: dict[str, tuple[int, str]] = {
     "phantom": (4, "Write synthetic B-mode phantom images, masks and cines."),
     "pretrain": (5, "Spatial-frequency MIM / MAE / teacher-feature pretraining."),
-    "finetune": (6, "Fine-tune for segmentation, classification or enhancement."),
     "distill": (7, "Distill a fine-tuned teacher into an edge student."),
     "export": (7, "Export a model directory to a verified deployment bundle."),
     "run": (8, "Stream frames through a bundle: crop, infer, overlay, record."),

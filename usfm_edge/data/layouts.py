@@ -4,6 +4,7 @@
   Masks: binary 0/255 or 0/1, or index images 0..K-1 with the class names in
   ``ROOT/labels.json`` (a list, background first). Optional ``ROOT/labels.csv`` with columns
   ``id`` and ``pixel_size_mm`` (HC18's) gives each image's spacing.
+- Enhancement: ``ROOT/{training_set,val_set,test_set}/{image,target}/NAME`` (degraded, clean).
 - Classification: ``ROOT/{train,val,test}/CLASS/NAME``.
 - Pretraining manifest: a CSV with ``path,organ[,frame]``, paths relative to the CSV.
 """
@@ -95,30 +96,59 @@ def _spacing_table(root: Path) -> dict[str, float]:
     return {row["id"]: float(row["pixel_size_mm"]) for row in rows if row.get("pixel_size_mm")}
 
 
-def load_segmentation(root: str | Path, split: str = "train") -> SegmentationSplit:
-    """Pair images and masks by file stem; a missing mask or image is an error naming it."""
-    root = Path(root)
+def _paired_files(root: Path, split: str, second: str) -> list[tuple[str, Path, Path]]:
+    """(stem, image, partner) for ROOT/<split folder>/{image,<second>}/NAME, paired by stem."""
     if split not in SEG_SPLITS:
         raise InputError(f"split {split!r}; use one of {sorted(SEG_SPLITS)}")
     folder = root / SEG_SPLITS[split]
-    image_dir, mask_dir = folder / "image", folder / "mask"
-    for needed in (image_dir, mask_dir):
+    image_dir, other_dir = folder / "image", folder / second
+    for needed in (image_dir, other_dir):
         if not needed.is_dir():
-            raise InputError(f"{needed}: missing; a segmentation dataset is ROOT/{SEG_SPLITS[split]}/{{image,mask}}/NAME")
-    masks = {p.stem: p for p in _images_in(mask_dir)}
+            raise InputError(f"{needed}: missing; this dataset is ROOT/{SEG_SPLITS[split]}/{{image,{second}}}/NAME")
+    partners = {p.stem: p for p in _images_in(other_dir)}
     images = _images_in(image_dir)
-    orphans = sorted(set(masks) - {p.stem for p in images})
+    orphans = sorted(set(partners) - {p.stem for p in images})
     if orphans:
-        raise InputError(f"{mask_dir / orphans[0]}: mask without an image ({len(orphans)} such)")
-    spacing = _spacing_table(root)
-    samples = []
-    for image in images:
-        if image.stem not in masks:
-            raise InputError(f"{image}: has no mask in {mask_dir}")
-        samples.append(SegSample(image.stem, image, masks[image.stem], spacing.get(image.stem)))
-    if not samples:
+        raise InputError(f"{other_dir / orphans[0]}: {second} without an image ({len(orphans)} such)")
+    missing = [p for p in images if p.stem not in partners]
+    if missing:
+        raise InputError(f"{missing[0]}: has no {second} in {other_dir} ({len(missing)} such)")
+    if not images:
         raise InputError(f"{image_dir}: no images")
+    return [(p.stem, p, partners[p.stem]) for p in images]
+
+
+def load_segmentation(root: str | Path, split: str = "train") -> SegmentationSplit:
+    """Pair images and masks by file stem; a missing mask or image is an error naming it."""
+    root = Path(root)
+    spacing = _spacing_table(root)
+    samples = [SegSample(stem, image, mask, spacing.get(stem)) for stem, image, mask in _paired_files(root, split, "mask")]
     return SegmentationSplit(root, split, segmentation_labels(root), samples)
+
+
+@dataclass
+class EnhancementSplit:
+    """ROOT/{training_set,val_set,test_set}/{image,target}/NAME: degraded frame and its clean
+    target (the phantom writes exact pairs)."""
+
+    root: Path
+    split: str
+    samples: list[tuple[str, Path, Path]]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        _, image_path, target_path = self.samples[index]
+        image, target = read_image(image_path), read_image(target_path)
+        if image.shape != target.shape:
+            raise InputError(f"{target_path}: target is {target.shape}, its image {image.shape}; they must match")
+        return image, target
+
+
+def load_enhancement(root: str | Path, split: str = "train") -> EnhancementSplit:
+    root = Path(root)
+    return EnhancementSplit(root, split, _paired_files(root, split, "target"))
 
 
 @dataclass

@@ -1,0 +1,46 @@
+"""``usfm-edge finetune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--task", type=click.Choice(["seg", "cls", "enhance"]), help="What the head learns.")
+@click.option("--data", type=click.Path(path_type=Path), help="Dataset root in the task's layout.")
+@click.option("--model", help="Encoder: usfm_vit_b16/s16/t16 or timm:NAME.")
+@click.option("--init", help="Pretrained encoder: a model directory, USFM_latest.pth, or omit for scratch.")
+@click.option("--head", help="Head name (default: upernet for ViT-B, light_seg for students).")
+@click.option("--img-size", type=int, help="Network input size (multiple of 16).")
+@click.option("--in-chans", type=int, help="1 for gray B-mode (default), 3 for RGB.")
+@click.option("--label-fraction", type=float, help="Seeded, stratified fraction of the training labels.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float)
+@click.option("--layer-decay", type=float, help="Layer-wise lr decay for ViT encoders.")
+@click.option("--balanced-sampling/--no-balanced-sampling", default=None, help="Class-balanced sampling (cls).")
+@click.option("--device", help="auto, cpu or cuda.")
+@click.option("--seed", type=int)
+@click.option("--num-workers", type=int)
+@click.option("--config", "recipe", type=click.Path(path_type=Path), help="Recipe YAML; options given here win.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its state.pt.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+def finetune(recipe, resume, no_progress, **options) -> None:
+    """Fine-tune an encoder for segmentation, classification or enhancement; writes
+    RUN/model (best epoch), RUN/metrics.jsonl, RUN/eval.json and RUN/previews/."""
+    from usfm_edge.train.config import FinetuneConfig, load_config
+    from usfm_edge.train.finetune import StopRequested, run_finetune
+
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    cfg = load_config(FinetuneConfig, recipe, **options)
+    if not cfg.data:
+        raise click.UsageError("--data is required (or 'data:' in the recipe)")
+    try:
+        out = run_finetune(cfg, resume=resume, progress=not no_progress)
+    except StopRequested:
+        click.echo(f"stopped by SIGTERM; state saved: usfm-edge finetune --out {cfg.out} --resume", err=True)
+        raise SystemExit(143) from None
+    click.echo(f"wrote {out}/model, {out}/eval.json")
