@@ -14,7 +14,7 @@ def test_help_lists_every_stage_and_says_which_issue_brings_it():
     assert result.exit_code == 0
     for name in [*COMMANDS, *PLANNED]:
         assert name in result.output
-    assert "[not built yet: issue #6]" in result.output
+    assert "[not built yet: issue #8]" in result.output
 
 
 def test_planned_command_explains_and_fails():

@@ -23,6 +23,7 @@ import click
 @click.option("--balanced-sampling/--no-balanced-sampling", default=None, help="Class-balanced sampling (cls).")
 @click.option("--device", help="auto, cpu or cuda.")
 @click.option("--seed", type=int)
+@click.option("--max-steps", type=int, help="Stop after this many steps now (state saved); continue with --resume.")
 @click.option("--num-workers", type=int)
 @click.option("--config", "recipe", type=click.Path(path_type=Path), help="Recipe YAML; options given here win.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder.")
@@ -41,6 +42,7 @@ def finetune(recipe, resume, no_progress, **options) -> None:
     try:
         out = run_finetune(cfg, resume=resume, progress=not no_progress)
     except StopRequested:
-        click.echo(f"stopped by SIGTERM; state saved: usfm-edge finetune --out {cfg.out} --resume", err=True)
+        click.echo(f"stopped (SIGTERM or --max-steps); state saved; continue with: "
+                   f"usfm-edge finetune --out {cfg.out} --resume", err=True)
         raise SystemExit(143) from None
     click.echo(f"wrote {out}/model, {out}/eval.json")

@@ -23,6 +23,7 @@ class FinetuneConfig:
     model: str = "usfm_vit_t16"
     init: str | None = None  # model directory, .pth/.safetensors encoder weights, or None (scratch)
     head: str | None = None  # default: upernet for usfm_vit_b16, light_seg otherwise
+    model_args: dict | None = None  # extra encoder arguments, e.g. {depth: 2} for a tiny test model
     img_size: int = 224
     in_chans: int = 1
     resize: str = "stretch"
@@ -44,6 +45,7 @@ class FinetuneConfig:
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     log_every: int = 5
+    max_steps: int | None = None  # stop after this many steps in this session (state saved; --resume)
     previews: int = 4
 
     def __post_init__(self) -> None:

@@ -37,7 +37,7 @@ STATE_FILE = "state.pt"
 
 
 class StopRequested(Exception):
-    """SIGTERM arrived: the state was saved; the run resumes with --resume."""
+    """SIGTERM arrived or --max-steps was reached: the state was saved; --resume continues."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -121,6 +121,7 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
 
     labels = _labels(cfg.task, train_split)
     model_args = {"drop_path_rate": cfg.drop_path} if cfg.model.startswith("usfm_vit") else {}
+    model_args.update(cfg.model_args or {})
     config = make_config(cfg.model, cfg.task, labels=labels, img_size=cfg.img_size, in_chans=cfg.in_chans,
                          head=cfg.head, model_args=model_args,
                          provenance={"data": str(cfg.data), "label_fraction": subset, "init": cfg.init})
@@ -141,6 +142,7 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
     if resume:
         position = _restore(out / STATE_FILE, model, optimizer, scheduler)
     stop = {"requested": False}
+    session_start = position["step"]
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     log = open(out / "metrics.jsonl", "a" if resume else "w")
     try:
@@ -158,7 +160,8 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
                                "lr": optimizer.param_groups[-1]["lr"], "img_per_s": round(img_per_s, 2)}
                         log.write(json.dumps(row) + "\n")
                         log.flush()
-                    if stop["requested"]:
+                    at_limit = cfg.max_steps is not None and position["step"] - session_start >= cfg.max_steps
+                    if stop["requested"] or at_limit:
                         _save(out / STATE_FILE, model, optimizer, scheduler, position)
                         raise StopRequested
 
