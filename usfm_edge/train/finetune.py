@@ -149,8 +149,11 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
         with _progress(progress, cfg.epochs * steps_per_epoch, position["step"]) as advance:
             for epoch in range(position["epoch"], cfg.epochs):
                 dataset.set_epoch(epoch)
+                # Its own generator: without one, each new iterator draws a seed from the global
+                # torch RNG, and a resumed run (which re-creates it) would drift from the original.
                 loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_sampler(cfg, dataset, epoch),
-                                    num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+                                    num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                                    generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
 
                 def on_step(batch: int, loss: float, img_per_s: float, epoch: int = epoch) -> None:
                     position.update(epoch=epoch, batch=batch + 1, step=position["step"] + 1)
