@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,55 +19,29 @@ from usfm_edge.train.optim import param_groups
 from usfm_edge.train.subsets import stratified_subset
 
 TINY = {"depth": 2}
-SPLITS = {"training_set": 24, "val_set": 6, "test_set": 6}
 
 
-def _speckle(rng, shape):
-    """Multiplicative, PSF-correlated speckle over a smooth background (not per-pixel noise)."""
-    field = cv2.GaussianBlur(rng.rayleigh(1.0, shape).astype(np.float32), (0, 0), 1.2)
-    return field / field.mean()
+def _phantom(tmp_path_factory, task, n, size):
+    from usfm_edge.data.phantom import PhantomConfig
+    from usfm_edge.data.phantom_datasets import write_phantom_dataset
 
-
-def _disc_frame(rng, size=64):
-    """A hypoechoic disc (the 'lesion') in speckled tissue; returns image, mask, clean."""
-    clean = np.full((size, size), 150.0, np.float32)
-    mask = np.zeros((size, size), np.uint8)
-    r = int(rng.integers(8, 16))
-    cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
-    cv2.circle(mask, (cx, cy), r, 1, -1)
-    clean[mask > 0] = 50.0
-    image = np.clip(clean * _speckle(rng, (size, size)), 0, 255).astype(np.uint8)
-    return image, mask, clean.astype(np.uint8)
+    root = tmp_path_factory.mktemp(task)
+    return write_phantom_dataset(task, root, n=n, config=PhantomConfig(size=(size, size), organ="breast"), seed=0)
 
 
 @pytest.fixture(scope="session")
 def seg_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("seg")
-    rng = np.random.default_rng(0)
-    for split, n in SPLITS.items():
-        for kind in ("image", "mask", "target"):
-            (root / split / kind).mkdir(parents=True)
-        for i in range(n):
-            image, mask, clean = _disc_frame(rng)
-            Image.fromarray(image).save(root / split / "image" / f"{i:03d}.png")
-            Image.fromarray(mask * 255).save(root / split / "mask" / f"{i:03d}.png")
-            Image.fromarray(clean).save(root / split / "target" / f"{i:03d}.png")
-    return root
+    return _phantom(tmp_path_factory, "seg", 64, 128)
 
 
 @pytest.fixture(scope="session")
 def cls_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cls")
-    rng = np.random.default_rng(1)
-    for split, n in (("train", 24), ("val", 8), ("test", 8)):
-        for i in range(n):
-            label = ("anechoic", "hyperechoic")[i % 2]
-            image, mask, _ = _disc_frame(rng)
-            if label == "hyperechoic":
-                image = np.where(mask > 0, np.clip(image.astype(int) * 3, 0, 255), image).astype(np.uint8)
-            (root / split / label).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(root / split / label / f"{i:03d}.png")
-    return root
+    return _phantom(tmp_path_factory, "cls", 64, 128)
+
+
+@pytest.fixture(scope="session")
+def enhance_root(tmp_path_factory):
+    return _phantom(tmp_path_factory, "enhance", 40, 96)
 
 
 def _config(task, data, out, **kw):
@@ -79,41 +52,64 @@ def _config(task, data, out, **kw):
 
 @pytest.fixture(scope="session")
 def seg_run(seg_root, tmp_path_factory):
+    # A CNN student: on 128 px phantom lesions from scratch it reaches Dice 0.71 in 15 short
+    # epochs, where a 2-block ViT with 16 px patches stays near 0.55-0.66.
     out = tmp_path_factory.mktemp("run") / "seg"
-    run_finetune(_config("seg", seg_root, out, epochs=6), progress=False)
+    run_finetune(_config("seg", seg_root, out, model="timm:resnet10t", model_args={}, img_size=128, epochs=15,
+                         warmup_epochs=1), progress=False)
     return out
 
 
-def test_seg_run_writes_its_outputs_and_learns(seg_run):
+def test_seg_run_writes_its_outputs_and_learns(seg_run, seg_root):
     evaluation = json.loads((seg_run / "eval.json").read_text())
-    assert evaluation["split"] == "test" and len(evaluation["per_case"]) == SPLITS["test_set"]
-    assert {"dice", "iou", "hd95"} <= set(evaluation["per_case"][0])
-    # a trivial baseline that predicts "all background" scores Dice 0
-    assert evaluation["mean"]["dice_mean"] > 0.7
+    n_test = len(list((seg_root / "test_set" / "image").iterdir()))
+    assert evaluation["split"] == "test" and len(evaluation["per_case"]) == n_test
+    assert {"dice", "iou", "hd95", "hd95_mm"} <= set(evaluation["per_case"][0])
+    # trivial baselines: all background scores Dice 0, all foreground about the lesion's share
+    # of the image (a few per cent)
+    assert evaluation["mean"]["dice_mean"] > 0.6
     rows = [json.loads(line) for line in (seg_run / "metrics.jsonl").read_text().splitlines()]
     assert {"step", "loss", "lr", "img_per_s"} <= set(rows[0])
     assert rows[-1]["val"]["dice_mean"] > 0
     model = load_model_dir(seg_run / "model")
     assert model.config.labels == ["background", "foreground"]
-    assert model.config.provenance["label_fraction"]["count"] == SPLITS["training_set"]
+    n_train = len(list((seg_root / "training_set" / "image").iterdir()))
+    assert model.config.provenance["label_fraction"]["count"] == n_train
     assert len(list((seg_run / "previews").glob("*.png"))) == 4
 
 
-def test_cls_run_beats_chance(cls_root, tmp_path):
-    run_finetune(_config("cls", cls_root, tmp_path / "cls", epochs=15, balanced_sampling=True), progress=False)
+def test_cls_run_tells_benign_from_malignant(cls_root, tmp_path):
+    run_finetune(_config("cls", cls_root, tmp_path / "cls", img_size=128, epochs=20, warmup_epochs=1),
+                 progress=False)
     evaluation = json.loads((tmp_path / "cls" / "eval.json").read_text())
     assert evaluation["balanced_accuracy"] > 0.7 and len(evaluation["confusion_matrix"]) == 2
 
 
-def test_enhance_run_improves_on_its_input(seg_root, tmp_path):
-    run_finetune(_config("enhance", seg_root, tmp_path / "enh", epochs=4), progress=False)
+def test_enhance_run_improves_on_its_input(enhance_root, tmp_path):
+    run_finetune(_config("enhance", enhance_root, tmp_path / "enh", img_size=96, epochs=8, warmup_epochs=1),
+                 progress=False)
     evaluation = json.loads((tmp_path / "enh" / "eval.json").read_text())
     from usfm_edge.data.layouts import load_enhancement
     from usfm_edge.metrics.enhancement import ssim
 
-    split = load_enhancement(seg_root, "test")
+    split = load_enhancement(enhance_root, "test")
     input_ssim = np.mean([ssim(*split.load(i)) for i in range(len(split))])
     assert evaluation["mean"]["ssim_mean"] > input_ssim  # beats doing nothing
+
+
+def test_balanced_sampling_draws_classes_evenly(cls_root):
+    from usfm_edge.spec import Preprocess
+    from usfm_edge.train.datasets import SupervisedDataset, load_split
+    from usfm_edge.train.finetune import _sampler
+
+    split = load_split("cls", cls_root, "train")
+    benign = [i for i, (_, label) in enumerate(split.samples) if label == 0]
+    malignant = [i for i, (_, label) in enumerate(split.samples) if label == 1]
+    dataset = SupervisedDataset("cls", split, Preprocess(), indices=benign + malignant[:3])  # imbalanced
+    cfg = FinetuneConfig(task="cls", data=str(cls_root), balanced_sampling=True)
+    drawn = [dataset.indices[i] for epoch in range(20) for i in _sampler(cfg, dataset, epoch)]
+    share = np.mean([split.samples[i][1] for i in drawn])
+    assert 0.4 < share < 0.6  # 3 of ~20 samples are malignant, drawn half the time
 
 
 def test_resume_continues_the_same_curve(seg_root, tmp_path):
@@ -172,9 +168,9 @@ def test_malformed_layouts_fail_in_one_line(seg_root, tmp_path, breakage, messag
     shutil.copytree(seg_root, root)
     masks = root / "training_set" / "mask"
     if breakage == "missing_mask":
-        (masks / "003.png").unlink()
+        next(masks.iterdir()).unlink()
     elif breakage == "bad_values":
-        Image.fromarray(np.full((64, 64), 7, np.uint8)).save(masks / "003.png")
+        Image.fromarray(np.full((128, 128), 7, np.uint8)).save(masks / next(masks.iterdir()).name)
     else:
         for p in (root / "training_set" / "image").iterdir():
             p.unlink()

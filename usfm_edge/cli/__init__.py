@@ -14,13 +14,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "usfm_edge.cli.finetune:finetune",
         "Fine-tune for segmentation, classification or enhancement.",
     ),
+    "phantom": (
+        "usfm_edge.cli.phantom:phantom",
+        "Write synthetic B-mode phantom datasets and cines with exact ground truth.",
+    ),
     "convert-checkpoint": (
         "usfm_edge.cli.convert:convert_checkpoint",
         "Convert a released .pth (e.g. USFM_latest.pth) into a model directory.",
     ),
 }
 PLANNED: dict[str, tuple[int, str]] = {
-    "phantom": (4, "Write synthetic B-mode phantom images, masks and cines."),
     "pretrain": (5, "Spatial-frequency MIM / MAE / teacher-feature pretraining."),
     "distill": (7, "Distill a fine-tuned teacher into an edge student."),
     "export": (7, "Export a model directory to a verified deployment bundle."),

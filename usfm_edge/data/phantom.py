@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -50,8 +50,8 @@ class Posterior(str, enum.Enum):
 
 
 # Echogenicity of a lesion relative to the surrounding tissue (uniform range per kind).
-_LESION_ECHO = {LesionKind.HYPOECHOIC: (0.25, 0.5), LesionKind.ANECHOIC: (0.02, 0.02),
-                LesionKind.HYPERECHOIC: (2.0, 3.2)}
+_LESION_ECHO = {LesionKind.HYPOECHOIC: (0.15, 0.4), LesionKind.ANECHOIC: (0.02, 0.02),
+                LesionKind.HYPERECHOIC: (2.2, 3.5)}
 # Gain change (dB) behind a lesion, accumulated over one diameter of beam path inside it.
 _POSTERIOR_DB = {Posterior.NONE: (0.0, 0.0), Posterior.SHADOW: (-20.0, -12.0),
                  Posterior.ENHANCEMENT: (5.0, 9.0)}
@@ -63,7 +63,7 @@ class OrganPreset:
 
     name: str
     echogenicity: float                       # mean scatterer amplitude of the parenchyma
-    scatterer_density: float                  # scatterers per simulation cell (>~0.3: developed)
+    scatterer_density: float                  # scatterers per image pixel area (>~2: fully developed)
     structure: float                          # std of the log of the low-frequency tissue field
     structure_scale_mm: float                 # its axial correlation length
     structure_aspect: float                   # lateral / axial correlation (fibres, lobules)
@@ -102,8 +102,9 @@ def list_organs() -> list[str]:
 
 @dataclass
 class PhantomConfig:
-    """One phantom. ``None`` fields take the organ preset's value. PSF sizes are in simulation
-    pixels (rows = depth samples, columns = lines), because speckle grain is seen in pixels."""
+    """One phantom. ``None`` fields take the organ preset's value. PSF sigmas are in image pixels
+    (speckle grain is seen in pixels); resolution is constant in mm, so in a fan the lateral
+    sigma in simulation lines grows towards the apex."""
 
     size: tuple[int, int] = (256, 256)        # (H, W) of the B-mode image and the simulation grid
     organ: str = "liver"
@@ -119,12 +120,12 @@ class PhantomConfig:
     texture: bool = True                      # False: homogeneous tissue (no layers, no structure)
     attenuation_db_cm_mhz: float = 0.5
     tgc: float = 0.85                         # fraction of the round-trip attenuation TGC undoes
-    tgc_ripple_db: float = 1.0                # slider-to-slider error of a hand-set TGC
+    tgc_ripple_db: float = 1.0                # slider-to-slider error of a hand-set TGC (if tgc > 0)
     dynamic_range_db: float = 55.0
-    gain_db: float = -20.0                    # display level of unit echogenicity below white
-    n_lesions: tuple[int, int] = (0, 2)       # inclusive range
+    gain_db: float = -24.0                    # display level of unit echogenicity below white
+    n_lesions: tuple[int, int] = (0, 2)       # inclusive range (fewer if they do not fit)
     p_malignant: float = 0.4
-    lesion_kind: LesionKind | None = None     # force every lesion's kind (benign ones)
+    lesion_kind: LesionKind | None = None     # force every lesion's kind
     posterior: Posterior | None = None        # force every lesion's posterior artefact
 
     def __post_init__(self) -> None:
@@ -147,6 +148,10 @@ class Motion:
     breathing_mm: float = 0.8
     breathing_period: float = 32.0
 
+    def __post_init__(self) -> None:
+        if min(self.sway_period, self.rotation_period, self.breathing_period) <= 0:
+            raise ValueError("motion periods must be > 0 frames")
+
     @classmethod
     def static(cls) -> Motion:
         return cls((0.0, 0.0), (0.0, 0.0), 1.0, 0.0, 1.0, 0.0, 1.0)
@@ -168,8 +173,10 @@ class PhantomFrame:
 
     image: np.ndarray            # (H, W) uint8 log-compressed B-mode, 0 outside the fan
     clean: np.ndarray            # (H, W) uint8 the same chain without speckle (enhancement target)
-    envelope: np.ndarray         # (H, W) float32 envelope after gains, before log compression
-    envelope_polar: np.ndarray   # (H, W) float32 the same on the simulation grid (depth x line)
+    envelope: np.ndarray         # (H, W) float32 envelope after gains, before log compression;
+                                 # a fan's is scan-converted (interpolation smooths speckle)
+    envelope_polar: np.ndarray   # (H, W) float32 the same on the simulation grid (depth x line):
+                                 # measure speckle statistics here
     mask: np.ndarray             # (H, W) uint8 0 = background, k = lesion with id k
     scan_mask: np.ndarray        # (H, W) bool the scan region (fan)
     lesions: list[LesionInfo]
@@ -271,8 +278,7 @@ class _Lesion:
     center: tuple[float, float]
     axes: tuple[float, float]
     angle: float
-    harmonics: np.ndarray        # (k, 3): order, amplitude, phase
-    spikes: np.ndarray           # (n, 3): angle, height, width (rad)
+    profile: np.ndarray          # (2048,) boundary radius over _PROFILE_ANGLES, in axis units
     kind: LesionKind
     malignant: bool
     posterior: Posterior
@@ -285,19 +291,13 @@ class _Lesion:
         return math.sqrt(self.axes[0] * self.axes[1])
 
     def boundary(self, theta: np.ndarray) -> np.ndarray:
-        rho = np.ones_like(theta)
-        for order, amp, phase in self.harmonics:
-            rho += amp * np.cos(order * theta + phase)
-        for at, height, width in self.spikes:
-            d = (theta - at + np.pi) % (2 * np.pi) - np.pi
-            rho += height * np.exp(-0.5 * (d / width) ** 2)
-        return np.maximum(rho, 0.3)
+        return np.interp(theta, _PROFILE_ANGLES, self.profile, period=2 * np.pi)
 
     def coverage(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Fraction of the point inside, soft over ``edge_mm`` so sampling does not alias;
-        ``>= 0.5`` is exactly the analytic shape."""
+        ``>= 0.5`` is exactly the shape."""
         out = np.zeros(np.shape(x))
-        reach = max(self.axes) * (1.0 + np.abs(self.harmonics[:, 1]).sum() + self.spikes[:, 1].sum()) + self.edge_mm
+        reach = max(self.axes) * float(self.profile.max()) + self.edge_mm
         dx, dz = x - self.center[0], z - self.center[1]
         near = (np.abs(dx) < reach) & (np.abs(dz) < reach)
         c, s = math.cos(self.angle), math.sin(self.angle)
@@ -308,17 +308,23 @@ class _Lesion:
         return out
 
 
-def _radial_modulation(rng: np.random.Generator, malignant: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Benign: a nearly smooth oval. Malignant: lobulated outline plus narrow spikes (spiculae)."""
-    if not malignant:
-        orders = np.array([2.0, 3.0])
-        return np.stack([orders, rng.uniform(0, 0.04, 2), rng.uniform(0, 2 * np.pi, 2)], 1), np.zeros((0, 3))
-    orders = np.arange(2.0, 8.0)
-    harmonics = np.stack([orders, rng.uniform(0.03, 0.10, orders.size) / np.sqrt(orders - 1),
-                          rng.uniform(0, 2 * np.pi, orders.size)], 1)
-    n = int(rng.integers(6, 13))
-    spikes = np.stack([rng.uniform(0, 2 * np.pi, n), rng.uniform(0.25, 0.6, n), rng.uniform(0.04, 0.09, n)], 1)
-    return harmonics, spikes
+# The outline is tabulated once: evaluating spikes per point would dominate the render time.
+_PROFILE_ANGLES = np.linspace(-np.pi, np.pi, 2048, endpoint=False)
+
+
+def _radial_profile(rng: np.random.Generator, malignant: bool) -> np.ndarray:
+    """Boundary radius over angle. Benign: a nearly smooth oval. Malignant: a lobulated outline
+    (random harmonics) plus narrow spikes (spiculae), so its solidity is clearly lower."""
+    theta = _PROFILE_ANGLES
+    orders = np.arange(2.0, 8.0) if malignant else np.array([2.0, 3.0])
+    amps = rng.uniform(0.03, 0.10, orders.size) / np.sqrt(orders - 1) if malignant else rng.uniform(0, 0.04, 2)
+    phases = rng.uniform(0, 2 * np.pi, orders.size)
+    rho = 1.0 + (amps[:, None] * np.cos(orders[:, None] * theta + phases[:, None])).sum(0)
+    n = int(rng.integers(6, 13)) if malignant else 0
+    for at, height, width in zip(rng.uniform(-np.pi, np.pi, n), rng.uniform(0.25, 0.6, n), rng.uniform(0.04, 0.09, n)):
+        d = (theta - at + np.pi) % (2 * np.pi) - np.pi
+        rho += height * np.exp(-0.5 * (d / width) ** 2)
+    return np.maximum(rho, 0.3)
 
 
 def _sample_lesion(rng: np.random.Generator, config: PhantomConfig, preset: OrganPreset,
@@ -340,10 +346,10 @@ def _sample_lesion(rng: np.random.Generator, config: PhantomConfig, preset: Orga
     else:
         posterior = Posterior.SHADOW if kind is LesionKind.HYPERECHOIC and rng.random() < preset.p_calcified \
             else Posterior.NONE
-    harmonics, spikes = _radial_modulation(rng, malignant)
+    profile = _radial_profile(rng, malignant)
     aspect = rng.uniform(0.65, 1.0) if not malignant else rng.uniform(0.8, 1.2)  # benign: wider than tall
     axes = (radius / math.sqrt(aspect), radius * math.sqrt(aspect))
-    return _Lesion(center, axes, float(rng.uniform(-0.3, 0.3)), harmonics, spikes, kind, malignant,
+    return _Lesion(center, axes, float(rng.uniform(-0.3, 0.3)), profile, kind, malignant,
                    posterior, float(rng.uniform(*_LESION_ECHO[kind])),
                    float(rng.uniform(*_POSTERIOR_DB[posterior])), edge_mm)
 
@@ -371,7 +377,7 @@ def _place_lesions(rng: np.random.Generator, config: PhantomConfig, preset: Orga
 
 @dataclass
 class _Field:
-    """A smooth random raster in tissue mm, bilinearly sampled anywhere (zeros outside)."""
+    """A smooth random raster in tissue mm, bilinearly sampled (edge values beyond it)."""
 
     values: np.ndarray
     origin: tuple[float, float]
@@ -410,10 +416,10 @@ class _Scene:
     tgc_db: np.ndarray           # (H,) net depth gain per simulation row
     motion: Motion
     deform_phase: float
-    scat_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    scat_z: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    scat_amp: np.ndarray = field(default_factory=lambda: np.zeros(0, complex))
-    density_mm2: float = 1.0
+    density_mm2: float           # scatterers per mm^2 of tissue
+    scat_x: np.ndarray           # (N,) scatterer positions in tissue mm, fixed for a cine
+    scat_z: np.ndarray
+    scat_amp: np.ndarray         # (N,) complex amplitudes, echogenicity included
 
 
 def _echogenicity(scene: _Scene, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -425,7 +431,8 @@ def _echogenicity(scene: _Scene, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarr
         for thickness, value in scene.preset.layers:
             echo = np.where((depth >= edge) & (depth < edge + thickness), value, echo)
             edge += thickness
-        echo = echo * scene.structure.sample(x, z)
+        if scene.preset.structure > 0:
+            echo = echo * scene.structure.sample(x, z)
     coverages = [lesion.coverage(x, z) for lesion in scene.lesions]
     for lesion, cov in zip(scene.lesions, coverages):
         echo = echo * (1.0 + cov * (lesion.echo - 1.0))
@@ -477,51 +484,67 @@ def _unwarp(scene: _Scene, t: float, px: np.ndarray, pz: np.ndarray, iters: int 
 # --------------------------------------------------------------------------- acoustics
 
 
-def _max_displacement(scene: _Scene, frames: int) -> float:
-    """Farthest (mm) any tissue point moves from its frame-0 place (frame 0 is the identity).
-    Rotation moves the view's edge most; breathing may move the interior up to 1.3x its amplitude."""
-    h, w = scene.probe.shape
-    edge = np.linspace(-0.5, 1, 64)
-    rows = np.concatenate([edge * h, edge * h, np.full(64, -0.5), np.full(64, h - 0.5)])
-    cols = np.concatenate([np.full(64, -0.5), np.full(64, w - 0.5), edge * w, edge * w])
-    bx, bz = scene.probe.sim_to_probe(rows, cols)
-    moved = 0.0
-    for t in range(frames):
-        wx, wz = _warp(scene, t, bx, bz)
-        moved = max(moved, float(np.hypot(wx - bx, wz - bz).max()))
-    return moved + 1.3 * abs(scene.motion.breathing_mm)
+def _max_displacement(motion: Motion, probe: _Probe, frames: int) -> float:
+    """Upper bound (mm) on how far any visible tissue point moves from its frame-0 place."""
+    x0, x1, z0, z1 = probe.bbox
+    drift = math.hypot(*motion.drift_mm) * (frames - 1)
+    turn = math.radians(abs(motion.rotation_deg)) * math.hypot(x1 - x0, z1 - z0) / 2
+    return drift + math.hypot(*motion.sway_mm) + turn + 1.4 * abs(motion.breathing_mm) if frames > 1 else 0.0
 
 
-def _sample_positions(rng: np.random.Generator, probe: _Probe, density_mm2: float, moved: float,
-                      pad_px: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform (Poisson) scatterer positions over the view grown by the PSF's reach (``pad_px``
-    simulation pixels, axial and lateral) and by the motion (``moved`` mm): a rectangle, or for a
-    fan an annular sector (its bounding box would waste most scatterers)."""
+def _sample_positions(rng: np.random.Generator, probe: _Probe, density_mm2: float,
+                      margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform (Poisson) scatterer positions over the view grown by ``margin`` mm (the PSF's
+    reach plus the motion): a rectangle, or for a fan an annular sector (its bounding box would
+    waste most scatterers)."""
     if probe.geometry is Geometry.LINEAR:
         x0, x1, z0, z1 = probe.bbox
-        mz, mx = moved + pad_px[0] * probe.spacing, moved + pad_px[1] * probe.spacing
-        x0, x1, z0, z1 = x0 - mx, x1 + mx, z0 - mz, z1 + mz
+        x0, x1, z0, z1 = x0 - margin, x1 + margin, z0 - margin, z1 + margin
         n = rng.poisson(density_mm2 * (x1 - x0) * (z1 - z0))
         return rng.uniform(x0, x1, n), rng.uniform(z0, z1, n)
-    ra = max(probe.r0 - moved - pad_px[0] * probe.dr, 0.0)
-    rb = probe.r0 + probe.depth_mm + moved + pad_px[0] * probe.dr
-    near = max(probe.r0 - moved, 1e-3)  # an edge point shifted by `moved` turns most near the apex
-    half = probe.half_angle + pad_px[1] * 2 * probe.half_angle / probe.shape[1] + math.asin(min(1.0, moved / near))
-    half = min(half, math.pi)
+    ra, rb = max(probe.r0 - margin, 0.0), probe.r0 + probe.depth_mm + margin
+    # A point `margin` beside the fan's edge is furthest off in angle near the apex.
+    half = min(probe.half_angle + math.asin(min(1.0, margin / max(probe.r0 - margin, 1e-3))), math.pi)
     n = rng.poisson(density_mm2 * half * (rb ** 2 - ra ** 2))
     r = np.sqrt(rng.uniform(ra ** 2, rb ** 2, n))  # area element r dr dtheta: uniform in r^2
     theta = rng.uniform(-half, half, n)
     return r * np.sin(theta), r * np.cos(theta) - probe.r0
 
 
-def _psf(config: PhantomConfig) -> tuple[np.ndarray, float]:
-    """Complex PSF (rows = depth) with unit energy, and its carrier in rad per row."""
-    sa, sl = config.psf_axial_sigma_px, config.psf_lateral_sigma_px
-    ra, rl = math.ceil(3 * sa), math.ceil(3 * sl)
-    z, x = np.mgrid[-ra:ra + 1, -rl:rl + 1].astype(np.float64)
-    k = 2 * math.pi * config.carrier_cycles / (2 * math.sqrt(2 * math.log(2)) * sa)
-    psf = np.exp(-0.5 * (z / sa) ** 2 - 0.5 * (x / sl) ** 2) * np.exp(1j * k * z)
-    return psf / np.sqrt((np.abs(psf) ** 2).sum()), k
+def _psf_sigmas(config: PhantomConfig, probe: _Probe) -> tuple[float, np.ndarray]:
+    """PSF sigma along the beam in simulation rows, and across it in lines for every row.
+    Config sigmas are image pixels: resolution is constant in mm (dynamic receive focusing), so
+    in a fan, whose lines diverge, the lateral sigma in lines shrinks with depth."""
+    h, w = probe.shape
+    axial = config.psf_axial_sigma_px * probe.spacing / probe.dr
+    if probe.geometry is Geometry.LINEAR:
+        return axial, np.full(h, config.psf_lateral_sigma_px)
+    line_mm = (probe.r0 + (np.arange(h) + 0.5) * probe.dr) * (2 * probe.half_angle / w)
+    return axial, config.psf_lateral_sigma_px * probe.spacing / line_mm
+
+
+def _kernel_spectrum(kernel: np.ndarray, n: int) -> np.ndarray:
+    """FFT (length n) of a centred 1-D kernel, its centre at index 0 so nothing shifts."""
+    padded = np.zeros(n, dtype=np.complex128)
+    padded[:kernel.size] = kernel
+    return np.fft.fft(np.roll(padded, -(kernel.size // 2)))
+
+
+def _axial_pulse(sigma: float, cycles: float) -> tuple[np.ndarray, float]:
+    """Unit-energy complex pulse along depth: Gaussian envelope times the analytic carrier
+    exp(ikz) with ``cycles`` periods inside its FWHM; returns it and k (rad per row)."""
+    r = math.ceil(3 * sigma)
+    z = np.arange(-r, r + 1, dtype=np.float64)
+    k = 2 * math.pi * cycles / (2 * math.sqrt(2 * math.log(2)) * sigma)
+    pulse = np.exp(-0.5 * (z / sigma) ** 2 + 1j * k * z)
+    return pulse / np.linalg.norm(pulse), k
+
+
+def _beam_profile(sigma: float) -> np.ndarray:
+    r = math.ceil(3 * sigma)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    profile = np.exp(-0.5 * (x / sigma) ** 2)
+    return profile / np.linalg.norm(profile)
 
 
 def _splat(rows: np.ndarray, cols: np.ndarray, amp: np.ndarray, shape: tuple[int, int], k: float) -> np.ndarray:
@@ -532,29 +555,44 @@ def _splat(rows: np.ndarray, cols: np.ndarray, amp: np.ndarray, shape: tuple[int
     r0, c0 = np.floor(rows).astype(np.intp), np.floor(cols).astype(np.intp)
     keep = (r0 >= 0) & (r0 < h - 1) & (c0 >= 0) & (c0 < w - 1)
     r0, c0, fr, fc, amp = r0[keep], c0[keep], rows[keep] - r0[keep], cols[keep] - c0[keep], amp[keep]
+    ax0 = amp * np.exp(-1j * k * fr)  # tap at r0 sits fr rows above the scatterer
+    ax1 = ax0 * (fr * np.exp(1j * k))  # tap at r0 + 1 sits 1 - fr rows below it
+    ax0 *= 1 - fr
     grid = np.zeros(h * w, dtype=np.complex128)
-    for dr, a in ((0, amp * (1 - fr) * np.exp(-1j * k * fr)), (1, amp * fr * np.exp(1j * k * (1 - fr)))):
-        for dc, wc in ((0, 1 - fc), (1, fc)):
-            idx, val = (r0 + dr) * w + c0 + dc, a * wc
-            grid += np.bincount(idx, val.real, h * w) + 1j * np.bincount(idx, val.imag, h * w)
+    base = r0 * w + c0
+    for offset, val in ((0, ax0 * (1 - fc)), (1, ax0 * fc), (w, ax1 * (1 - fc)), (w + 1, ax1 * fc)):
+        grid += np.bincount(base + offset, val.real, h * w) + 1j * np.bincount(base + offset, val.imag, h * w)
     return grid.reshape(h, w)
 
 
 def _envelope(scene: _Scene, t: float) -> np.ndarray:
-    """(H, W) speckle envelope |PSF * scatterers| on the simulation grid, E[env^2] = echo^2."""
+    """(H, W) speckle envelope |PSF * scatterers| on the simulation grid, E[env^2] = echo^2.
+
+    The PSF is separable (axial pulse x lateral beam profile), applied by FFT. A lateral sigma
+    that varies with depth (fan) is done by filtering with a few sigmas and blending adjacent
+    ones per row; a blend of jointly Gaussian fields is Gaussian, so speckle stays Rayleigh."""
     probe, (h, w) = scene.probe, scene.probe.shape
-    psf, k = _psf(scene.config)
-    ra, rl = psf.shape[0] // 2, psf.shape[1] // 2
+    axial_sigma, lateral_sigma = _psf_sigmas(scene.config, probe)
+    pulse, k = _axial_pulse(axial_sigma, scene.config.carrier_cycles)
+    ra, rl = pulse.size // 2, math.ceil(3 * lateral_sigma.max())
     shape = (cv2.getOptimalDFTSize(h + 2 * ra), cv2.getOptimalDFTSize(w + 2 * rl))
     rows, cols = probe.probe_to_sim(*_warp(scene, t, scene.scat_x, scene.scat_z))
     # Cells widen with depth in a fan; normalise so intensity does not grow with radius.
     amp = scene.scat_amp / np.sqrt(scene.density_mm2 * probe.cell_area(rows))
-    grid = _splat(rows + ra, cols + rl, amp, shape, k)
-    kernel = np.zeros(shape, dtype=np.complex128)
-    kernel[:psf.shape[0], :psf.shape[1]] = psf
-    kernel = np.roll(kernel, (-ra, -rl), axis=(0, 1))  # centre at the origin: no output shift
-    rf = np.fft.ifft2(np.fft.fft2(grid) * np.fft.fft2(kernel))  # circular wrap lands in the padding
-    return np.abs(rf[ra:ra + h, rl:rl + w])
+    spectrum = np.fft.fft2(_splat(rows + ra, cols + rl, amp, shape, k)) * _kernel_spectrum(pulse, shape[0])[:, None]
+    # Circular wrap-around lands in the padding, which is cropped.
+    lo, hi = float(lateral_sigma.min()), float(lateral_sigma.max())
+    levels = np.geomspace(lo, hi, 1 + math.ceil(math.log(hi / lo) / math.log(1.3) - 1e-6))
+    fields = np.stack([np.fft.ifft2(spectrum * _kernel_spectrum(_beam_profile(s), shape[1])[None, :])
+                       [ra:ra + h, rl:rl + w] for s in levels])
+    pos = np.log(lateral_sigma / lo) / math.log(levels[1] / lo) if levels.size > 1 else np.zeros(h)
+    i = np.minimum(pos.astype(np.intp), max(levels.size - 2, 0))
+    j, f = np.minimum(i + 1, levels.size - 1), (pos - i)[:, None]
+    s1, s2 = levels[i][:, None], levels[j][:, None]
+    rho = np.sqrt(2 * s1 * s2 / (s1 ** 2 + s2 ** 2))  # correlation of two Gaussian-filtered white fields
+    rows = np.arange(h)
+    mixed = (1 - f) * fields[i, rows] + f * fields[j, rows]
+    return np.abs(mixed) / np.sqrt((1 - f) ** 2 + f ** 2 + 2 * f * (1 - f) * rho)
 
 
 def _posterior_gain_db(scene: _Scene, coverages: list[np.ndarray]) -> np.ndarray:
@@ -580,18 +618,45 @@ def _build_scene(config: PhantomConfig, rng: np.random.Generator, motion: Motion
     probe = _make_probe(config, preset)
     tgc_db = _depth_gain_db(rng, config, preset, probe)
     lesions = _place_lesions(rng, config, preset, probe)
-    scene = _Scene(config, preset, probe, lesions, _Field(np.ones((2, 2)), (0, 0), 1), tgc_db, motion,
-                   float(rng.uniform(0, 2 * np.pi)))
-    psf = _psf(config)[0]
-    pad_px = (psf.shape[0] // 2 + 1, psf.shape[1] // 2 + 1)
-    ref_row = np.array([probe.shape[0] / 3])  # fan cells grow with depth; set density a third down
-    scene.density_mm2 = (config.scatterer_density or preset.scatterer_density) / float(probe.cell_area(ref_row)[0])
-    x, z = _sample_positions(rng, probe, scene.density_mm2, _max_displacement(scene, frames), pad_px)
+    # Density per image pixel area, so scatterers per resolution cell match the linear probe.
+    density = (config.scatterer_density or preset.scatterer_density) / probe.spacing ** 2
+    reach = 3.5 * max(config.psf_axial_sigma_px, config.psf_lateral_sigma_px) * probe.spacing
+    x, z = _sample_positions(rng, probe, density, _max_displacement(motion, probe, frames) + reach)
     gauss = (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size)) / math.sqrt(2)
-    scene.structure = _structure_field(rng, (x.min(), x.max(), z.min(), z.max()), preset, config.texture)
-    scene.scat_x, scene.scat_z = x, z
+    structure = _structure_field(rng, (x.min(), x.max(), z.min(), z.max()), preset, config.texture)
+    scene = _Scene(config, preset, probe, lesions, structure, tgc_db, motion, float(rng.uniform(0, 2 * np.pi)),
+                   density, x, z, gauss)
     scene.scat_amp = gauss * _echogenicity(scene, x, z)[0]
     return scene
+
+
+def _scan_convert(polar: np.ndarray, maps: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Simulation grid -> Cartesian (bilinear); outside the fan is exactly 0."""
+    out = cv2.remap(polar.astype(np.float32), maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out[~maps[2]] = 0
+    return out
+
+
+def _to_display(amplitude: np.ndarray, config: PhantomConfig, probe: _Probe,
+                maps: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Log compression before scan conversion, as scanners interpolate display levels."""
+    level = _log_compress(amplitude, config).astype(np.float32)
+    return np.rint(level if probe.geometry is Geometry.LINEAR else _scan_convert(level, maps)).astype(np.uint8)
+
+
+def _lesion_masks(scene: _Scene, t: int, scan_mask: np.ndarray) -> tuple[np.ndarray, list[LesionInfo]]:
+    """Index mask evaluated analytically at each Cartesian pixel's tissue point, and lesion info."""
+    probe, (h, w) = scene.probe, scene.probe.shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    tx, tz = _unwarp(scene, t, *probe.pixel_to_probe(rows, cols))
+    mask = np.zeros((h, w), dtype=np.uint8)
+    infos = []
+    for i, lesion in enumerate(scene.lesions, start=1):
+        mask[(lesion.coverage(tx, tz) >= 0.5) & scan_mask] = i
+        px, pz = _warp(scene, t, np.array(lesion.center[0]), np.array(lesion.center[1]))
+        center = ((float(pz) - probe.z_top) / probe.spacing - 0.5, float(px) / probe.spacing + w / 2 - 0.5)
+        infos.append(LesionInfo(i, lesion.kind, lesion.malignant, lesion.posterior, center, lesion.radius))
+    return mask, infos
 
 
 def _render_frame(scene: _Scene, t: int, maps: tuple[np.ndarray, np.ndarray, np.ndarray]) -> PhantomFrame:
@@ -603,29 +668,12 @@ def _render_frame(scene: _Scene, t: int, maps: tuple[np.ndarray, np.ndarray, np.
     # The clean target is the geometric mean of Rayleigh speckle (-2.5 dB from its RMS), the
     # value log-domain despeckling converges to, so it matches the image's local mean level.
     clean_polar = echo * gain * math.exp(-EULER_GAMMA / 2)
-    map_x, map_y, scan_mask = maps
-    tx, tz = _unwarp(scene, t, *probe.pixel_to_probe(rows, cols))
-    mask = np.zeros((h, w), dtype=np.uint8)
-    infos = []
-    for i, lesion in enumerate(scene.lesions, start=1):
-        mask[(lesion.coverage(tx, tz) >= 0.5) & scan_mask] = i
-        px, pz = _warp(scene, t, np.array(lesion.center[0]), np.array(lesion.center[1]))
-        center = ((float(pz) - probe.z_top) / probe.spacing - 0.5, float(px) / probe.spacing + w / 2 - 0.5)
-        infos.append(LesionInfo(i, lesion.kind, lesion.malignant, lesion.posterior, center, lesion.radius))
-
-    def convert(img: np.ndarray) -> np.ndarray:
-        if probe.geometry is Geometry.LINEAR:
-            return img.astype(np.float32)
-        out = cv2.remap(img.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[~scan_mask] = 0  # outside the fan is exactly dark
-        return out
-
-    def display(amplitude: np.ndarray) -> np.ndarray:
-        return np.rint(convert(_log_compress(amplitude, config))).astype(np.uint8)
-
+    image, clean = (_to_display(a, config, probe, maps) for a in (env_polar, clean_polar))
+    envelope = env_polar.copy() if probe.geometry is Geometry.LINEAR else _scan_convert(env_polar, maps)
+    mask, infos = _lesion_masks(scene, t, maps[2])
     label = "malignant" if any(i.malignant for i in infos) else "benign" if infos else "normal"
-    return PhantomFrame(display(env_polar), display(clean_polar), convert(env_polar), env_polar, mask, scan_mask,
-                        infos, label, probe.spacing, config.organ, probe.geometry, probe.depth_mm / 10, t)
+    return PhantomFrame(image, clean, envelope, env_polar, mask, maps[2], infos, label, probe.spacing,
+                        config.organ, probe.geometry, probe.depth_mm / 10, t)
 
 
 def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -686,13 +734,14 @@ def _default_overlay_text(rng: np.random.Generator) -> dict[str, str]:
 
 
 def _draw_ruler(canvas: np.ndarray, x: int, y: int, h: int, depth_cm: float | None, color, font_scale: float) -> None:
-    """Vertical depth scale beside the image: a tick per cm, a label every 5 cm (or tenths)."""
+    """Vertical depth scale beside the image: a tick per cm with labelled major ticks (or ten
+    unlabelled divisions when the depth is unknown)."""
     cv2.line(canvas, (x, y), (x, y + h - 1), color, 1)
-    n, label_every = (int(depth_cm), 5) if depth_cm else (10, 5)
-    step = h / depth_cm if depth_cm else h / 10
+    n = int(depth_cm) if depth_cm else 10
+    every = 1 if n <= 6 else 2 if n <= 12 else 5
     for i in range(n + 1):
-        ty = int(round(y + i * step))
-        major = i % label_every == 0
+        ty = int(round(y + i * h / (depth_cm or 10)))
+        major = i % every == 0
         cv2.line(canvas, (x, ty), (x + (8 if major else 4), ty), color, 1)
         if major and depth_cm:
             cv2.putText(canvas, str(i), (x + 10, ty + 4), cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1, cv2.LINE_AA)
