@@ -21,3 +21,19 @@ def test_encoder_benchmark_writes_json_and_table(tmp_path):
     assert all(r["p50_ms"] > 0 for r in result["results"])
     assert result["machine"]["cores"] >= 1 and "torch" in result["machine"]["libraries"]
     assert "| usfm_vit_b16 |" in (tmp_path / "encoders_cpu_32.md").read_text()
+
+
+def test_label_efficiency_writes_table_json_and_plot(tmp_path):
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "usfm_edge", "phantom", "--out", str(data), "--task", "seg", "--n", "16",
+                    "--size", "64", "--organ", "breast"], check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.label_efficiency", "--data", str(data), "--model-args", '{"depth": 1}',
+         "--fractions", "0.5,1.0", "--epochs", "1", "--max-epochs", "2", "--out", str(tmp_path)],
+        check=True, cwd=ROOT, capture_output=True, text=True,
+    )
+    result = json.loads((tmp_path / "label_efficiency.json").read_text())
+    assert [(r["fraction"], r["epochs"]) for r in result["results"]] == [(0.5, 2), (1.0, 1)]
+    assert all(0 <= r["dice"] <= 1 for r in result["results"])
+    assert "| scratch | 50 |" in (tmp_path / "label_efficiency.md").read_text()
+    assert (tmp_path / "label_efficiency.png").stat().st_size > 1000

@@ -61,6 +61,43 @@ def test_cine_as_video_and_dicom_with_its_region(tmp_path):
     assert len(list((tmp_path / "masks").glob("*.png"))) == 6
 
 
+@pytest.mark.parametrize("photometric, rle", [("PALETTE COLOR", True), ("YBR_FULL", True), ("RGB", False)])
+def test_cine_dicom_encodings_read_back(tmp_path, photometric, rle):
+    args = ["--out", str(tmp_path), "--task", "cine", "--n", "3", "--size", "64", "--no-ui", "--photometric", photometric]
+    _run(args + ([] if rle else ["--no-rle"]))
+    cine = read_frames(tmp_path / "cine.dcm")
+    video = read_frames(tmp_path / "cine.mp4").frames
+    assert cine.frames.shape == (3, 64, 64, 3)
+    if photometric != "PALETTE COLOR":  # palette tints the upper half of the gray range
+        assert np.abs(cine.frames.astype(int)[..., 0] - video[..., 0].astype(int)).mean() < 6  # video is lossy
+
+
 def test_bad_organ_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["phantom", "--out", str(tmp_path), "--organ", "spleen"])
     assert result.exit_code == 2 and "spleen" in result.output
+
+
+def test_speckle_grain_is_recovered_from_frames():
+    import dataclasses
+
+    from usfm_edge.data.phantom import PhantomConfig, render
+    from usfm_edge.data.speckle_match import grain_size, match_psf
+
+    truth = PhantomConfig(size=(192, 192), organ="breast", psf_axial_sigma_px=2.0, psf_lateral_sigma_px=3.5,
+                          n_lesions=(0, 0))
+    real = [render(truth, seed).image for seed in range(2)]
+    same, _ = match_psf(real, PhantomConfig(size=(192, 192), organ="breast"))
+    assert same.psf_axial_sigma_px == pytest.approx(2.0, rel=0.12)
+    assert same.psf_lateral_sigma_px == pytest.approx(3.5, rel=0.12)
+    half, info = match_psf(real, PhantomConfig(size=(96, 96), organ="breast"))
+    rendered = grain_size([render(dataclasses.replace(half, n_lesions=(0, 0)), 7).image])
+    np.testing.assert_allclose(rendered, info["real_grain_fraction"], rtol=0.2)
+
+
+@pytest.mark.shared_data
+def test_enhancement_pairs_matched_to_hc18(shared_data, tmp_path):
+    result = _run(["--out", str(tmp_path), "--task", "enhance", "--n", "4", "--size", "96",
+                   "--match-speckle", str(shared_data / "hc18_unlabeled")])
+    assert "speckle matched to 20 frames" in result.output
+    info = json.loads((tmp_path / "speckle_match.json").read_text())
+    assert all(0 < s < 5 for s in info["psf_sigma_px"])

@@ -12,6 +12,7 @@ import click
 @click.option("--data", type=click.Path(path_type=Path), help="Dataset root in the task's layout.")
 @click.option("--model", help="Encoder: usfm_vit_b16/s16/t16 or timm:NAME.")
 @click.option("--init", help="Pretrained encoder: a model directory, USFM_latest.pth, or omit for scratch.")
+@click.option("--model-args", help='Encoder arguments as JSON, e.g. \'{"depth": 4}\'.')
 @click.option("--head", help="Head name (default: upernet for ViT-B, light_seg for students).")
 @click.option("--img-size", type=int, help="Network input size (multiple of 16).")
 @click.option("--in-chans", type=int, help="1 for gray B-mode (default), 3 for RGB.")
@@ -36,6 +37,13 @@ def finetune(recipe, resume, no_progress, **options) -> None:
     from usfm_edge.train.finetune import StopRequested, run_finetune
 
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    if options.get("model_args"):
+        import json
+
+        try:
+            options["model_args"] = json.loads(options["model_args"])
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--model-args") from exc
     cfg = load_config(FinetuneConfig, recipe, **options)
     if not cfg.data:
         raise click.UsageError("--data is required (or 'data:' in the recipe)")

@@ -24,8 +24,14 @@ def _size(text: str) -> tuple[int, int]:
 @click.option("--fps", type=float, default=20.0, show_default=True, help="Cine frame rate.")
 @click.option("--ui/--no-ui", default=True, show_default=True, help="Cine: scanner UI around the image.")
 @click.option("--canvas", default="480x640", show_default=True, help="Cine: capture frame HxW (e.g. 1080x1920).")
+@click.option("--photometric", type=click.Choice(["MONOCHROME2", "RGB", "YBR_FULL", "PALETTE COLOR"]),
+              default="MONOCHROME2", show_default=True, help="Cine: DICOM colour encoding.")
+@click.option("--rle/--no-rle", default=True, show_default=True, help="Cine: RLE Lossless DICOM.")
+@click.option("--match-speckle", type=click.Path(exists=True, path_type=Path),
+              help="Folder of real B-mode frames: render with a PSF whose speckle grain matches theirs "
+                   "(enhancement training for that scanner).")
 def phantom(out: Path, task: str, count: int, size: str, organ: str | None, geometry: str | None, seed: int,
-            fps: float, ui: bool, canvas: str) -> None:
+            fps: float, ui: bool, canvas: str, photometric: str, rle: bool, match_speckle: Path | None) -> None:
     """Write synthetic B-mode ultrasound with exact ground truth: a dataset in the layouts the
     readers load (seg, cls, enhance, pretrain manifest) or a cine as .mp4 and DICOM."""
     from rich.progress import Progress
@@ -41,7 +47,11 @@ def phantom(out: Path, task: str, count: int, size: str, organ: str | None, geom
         raise click.BadParameter("'mixed' is for --task pretrain; name one organ", param_hint="--organ")
     config = PhantomConfig(size=_size(size), organ=list_organs()[0] if mixed else organ,
                            geometry=Geometry(geometry) if geometry else None)
-    extra: dict = {"fps": fps, "ui": ui, "canvas": _size(canvas)} if task == "cine" else {}
+    if match_speckle is not None:
+        config = _matched(config, match_speckle, out)
+    extra: dict = {}
+    if task == "cine":
+        extra = {"fps": fps, "ui": ui, "canvas": _size(canvas), "photometric": photometric, "rle": rle}
     if task == "pretrain":
         extra["organs"] = list_organs() if mixed else [organ]
     with Progress(transient=True) as progress:
@@ -49,3 +59,22 @@ def phantom(out: Path, task: str, count: int, size: str, organ: str | None, geom
         write_phantom_dataset(task, out, n=count, config=config, seed=seed,
                               on_item=lambda: progress.advance(bar), **extra)
     click.echo(f"wrote {count} {'frames' if task == 'cine' else 'images'} to {out}/")
+
+
+def _matched(config, folder: Path, out: Path):
+    """``config`` with the PSF matched to up to 20 frames found under ``folder``."""
+    import json
+
+    from usfm_edge.data.readers import read_frames, supported_suffixes
+    from usfm_edge.data.speckle_match import match_psf
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in supported_suffixes())[:20]
+    if not files:
+        raise click.BadParameter(f"no image, DICOM or video file in {folder}", param_hint="--match-speckle")
+    frames = [read_frames(p).frames[0] for p in files]
+    config, info = match_psf(frames, config)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speckle_match.json").write_text(json.dumps({"source": str(folder), "frames": len(frames), **info}, indent=2))
+    click.echo(f"speckle matched to {len(frames)} frames: PSF sigma {info['psf_sigma_px'][0]:.2f} x "
+               f"{info['psf_sigma_px'][1]:.2f} px (axial x lateral)")
+    return config

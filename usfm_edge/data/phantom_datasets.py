@@ -94,9 +94,11 @@ def write_pretrain(out: Path, base: PhantomConfig, n: int, seed: int, fractions,
 
 
 def write_cine(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable, *,
-               fps: float = 20.0, ui: bool = True, canvas: tuple[int, int] = (480, 640)) -> None:
-    """``n`` frames as cine.mp4 and cine.dcm (RLE, with the ultrasound region and spacing),
-    per-frame lesion masks in masks/, and truth.json (region box, spacing, fps)."""
+               fps: float = 20.0, ui: bool = True, canvas: tuple[int, int] = (480, 640),
+               photometric: str = "MONOCHROME2", rle: bool = True) -> None:
+    """``n`` frames as cine.mp4 and cine.dcm (with the ultrasound region and spacing; gray,
+    RGB, YBR_FULL or palette colour; RLE or raw), per-frame lesion masks in masks/, and
+    truth.json (region box, spacing, fps)."""
     frames: list[np.ndarray] = []
     box = (0, 0, base.size[1], base.size[0])
     spacing = None
@@ -112,7 +114,10 @@ def write_cine(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_
     write_video(out / "cine.mp4", stack, fps=fps)
     x, y, w, h = box
     region = UltrasoundRegion(x, y, x + w - 1, y + h - 1, data_type=1, spatial_format=1, spacing_mm=(spacing, spacing))
-    write_dicom(out / "cine.dcm", stack if stack.ndim == 3 else stack[..., 0], fps=fps, rle=True, regions=[region])
+    gray = stack if stack.ndim == 3 else stack[..., 0]
+    color = photometric in ("RGB", "YBR_FULL")
+    write_dicom(out / "cine.dcm", np.repeat(gray[..., None], 3, -1) if color else gray, fps=fps,
+                photometric=photometric, rle=rle, regions=[region])
     (out / "truth.json").write_text(json.dumps(
         {"region_xywh": list(box), "spacing_mm": spacing, "fps": fps, "frames": len(frames),
          "organ": base.organ, "masks": "masks/NNNNN.png (in the B-mode image's own pixels)"}, indent=2) + "\n")
