@@ -112,3 +112,17 @@ def test_token_subset_sees_the_bias_of_its_positions(tiny_state):
     sub = model.rel_pos_bias(torch.cat([torch.zeros(1, dtype=torch.long), keep]))
     idx = torch.tensor([0, 2, 4])
     torch.testing.assert_close(sub, full[:, idx][:, :, idx])
+
+
+def test_per_sample_token_subsets_equal_running_each_alone(tiny_state):
+    from tests.conftest import TINY
+
+    model = create_model("usfm_vit_t16", **TINY).eval()
+    model.load_state_dict(tiny_state)
+    tokens = model.embed(torch.randn(2, 3, 32, 32))  # (2, 4, D)
+    keep = torch.tensor([[1, 3], [2, 4]])  # positions in [1, L]
+    with torch.no_grad():
+        both, _ = model.run_blocks(torch.stack([tokens[b, keep[b] - 1] for b in range(2)]), keep)
+        for b in range(2):
+            alone, _ = model.run_blocks(tokens[b:b + 1, keep[b] - 1], keep[b])
+            torch.testing.assert_close(both[b:b + 1], alone, atol=1e-5, rtol=1e-5)

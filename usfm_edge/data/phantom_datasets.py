@@ -18,7 +18,7 @@ import numpy as np
 
 from usfm_edge.data.dicom import UltrasoundRegion
 from usfm_edge.data.dicom_write import write_dicom
-from usfm_edge.data.layouts import CLS_SPLITS, SEG_SPLITS, ManifestEntry, write_manifest
+from usfm_edge.data.layouts import SEG_SPLITS, ManifestEntry, write_manifest
 from usfm_edge.data.phantom import PhantomConfig, PhantomFrame, add_ui_chrome, list_organs, render, render_cine
 from usfm_edge.data.video import write_video
 
@@ -144,4 +144,4 @@ def write_phantom_dataset(task: str, out: str | Path, *, n: int, config: Phantom
     return out
 
 
-__all__ = ["CLS_SPLITS", "TASKS", "write_phantom_dataset"]
+__all__ = ["TASKS", "write_phantom_dataset"]

@@ -103,10 +103,13 @@ class RelativePositionBias(nn.Module):
         self.register_buffer("relative_position_index", relative_position_index(self.grid))
 
     def forward(self, token_index: torch.Tensor | None = None) -> torch.Tensor:
-        """(heads, N, N) bias; ``token_index`` (N,) picks a subset of tokens (cls is 0)."""
+        """(heads, N, N) bias. ``token_index`` picks tokens by position (cls is 0): (N,) for
+        one subset shared by the batch, or (B, N) per sample, giving (B, heads, N, N)."""
         index = self.relative_position_index
         if token_index is not None:
-            index = index[token_index][:, token_index]
-        n = index.shape[0]
-        bias = self.relative_position_bias_table[index.reshape(-1)].view(n, n, -1)  # (N, N, heads)
-        return bias.permute(2, 0, 1).contiguous()
+            if token_index.ndim == 1:
+                index = index[token_index][:, token_index]
+            else:
+                index = index[token_index[:, :, None], token_index[:, None, :]]  # (B, N, N)
+        bias = self.relative_position_bias_table[index]  # (..., N, N, heads)
+        return bias.movedim(-1, -3).contiguous()

@@ -164,14 +164,16 @@ class UsfmViT(nn.Module):
     def run_blocks(
         self, tokens: torch.Tensor, token_index: torch.Tensor | None = None, taps: tuple[int, ...] = ()
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Prepend cls, run every block. ``token_index`` (N,) are the kept tokens' positions
-        in [1, L] (MAE keeps a subset; their biases are gathered for those positions).
+        """Prepend cls, run every block. ``token_index`` ((N,) or per sample (B, N)) are the
+        kept tokens' positions in [1, L]: MAE runs the encoder on a subset, and each kept token
+        keeps its own position through the bias gathered for it (no position embedding).
         Returns the final-norm sequence (B, 1 + N, D) and the raw outputs of blocks ``taps``.
         """
         x = torch.cat((self.cls_token.expand(tokens.shape[0], -1, -1), tokens), dim=1)  # (B, 1+N, D)
         if token_index is not None:
-            token_index = torch.cat((token_index.new_zeros(1), token_index))
-        bias = self.rel_pos_bias(token_index)  # (heads, 1+N, 1+N), computed once for all blocks
+            cls = token_index.new_zeros(token_index.shape[:-1] + (1,))
+            token_index = torch.cat((cls, token_index), dim=-1)
+        bias = self.rel_pos_bias(token_index)  # ([B,] heads, 1+N, 1+N), computed once for all blocks
         tapped = []
         for i, block in enumerate(self.blocks):
             x = block(x, bias)

@@ -1,1 +1,3 @@
-"""Pretraining (SF-MIM, MAE, teacher features) and fine-tuning. Issues #5 and #6 build it."""
+"""Training. ``finetune`` (segmentation, classification, enhancement) wires ``datasets``,
+``augment``, ``losses``, ``optim``, ``state`` (resume) and ``evaluate``; pretraining (SF-MIM,
+MAE, teacher features) arrives with issue #5."""

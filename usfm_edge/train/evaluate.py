@@ -33,14 +33,14 @@ def evaluate(model: torch.nn.Module, task: str, split, spec: Preprocess, device:
         outputs = predict(model, [image for image, _ in loaded], spec, device)
         for i, (image, target), out in zip(batch, loaded, outputs):
             if task == "seg":
-                probabilities = to_original_grid(_softmax(out), target.shape, spec)
+                probabilities = to_original_grid(softmax(out), target.shape, spec)
                 pred = probabilities.argmax(0).astype(np.uint8)
                 spacing = split.samples[i].spacing_mm
                 per_case.append({"name": split.samples[i].name,
                                  **segmentation_metrics(pred, target, num_classes=num_classes, spacing_mm=spacing)})
             elif task == "cls":
                 truths.append(target)
-                probs.append(_softmax(out))
+                probs.append(softmax(out))
             else:
                 restored = to_display(out, target.shape[:2], spec)
                 clean = target if target.ndim == 2 else target.mean(-1)
@@ -52,7 +52,7 @@ def evaluate(model: torch.nn.Module, task: str, split, spec: Preprocess, device:
     return {"mean": aggregate(per_case), "per_case": [{"name": n, **c} for n, c in zip(names, per_case)]}
 
 
-def _softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
     z = logits - logits.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)

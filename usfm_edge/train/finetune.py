@@ -11,9 +11,9 @@ import hashlib
 import json
 import signal
 import time
-from dataclasses import asdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
@@ -27,7 +27,7 @@ from usfm_edge.train import previews
 from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import FinetuneConfig, save_config
 from usfm_edge.train.datasets import SupervisedDataset, load_split, strata
-from usfm_edge.train.evaluate import _softmax, evaluate, headline, to_display
+from usfm_edge.train.evaluate import evaluate, headline, softmax, to_display
 from usfm_edge.train.losses import ClsLoss, EnhanceLoss, SegLoss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 from usfm_edge.train.state import load_state, save_state
@@ -251,19 +251,13 @@ def write_previews(model, cfg: FinetuneConfig, split, spec: Preprocess, device, 
         with torch.no_grad():
             out = model(torch.from_numpy(preprocess_frame(image, spec)).to(device)).float().cpu().numpy()[0]
         if cfg.task == "seg":
-            pred = to_original_grid(_softmax(out), target.shape, spec).argmax(0)
+            pred = to_original_grid(softmax(out), target.shape, spec).argmax(0)
             panel = previews.draw_mask_contours(image, pred, target)
         elif cfg.task == "cls":
             panel = previews.draw_mask_contours(image, np.zeros(image.shape[:2]))
             text = f"{split.classes[int(out.argmax())]} ({split.classes[target]})"
-            import cv2
-
             cv2.putText(panel, text, (5, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, previews.GREEN, 2)
         else:
             restored = to_display(out, target.shape[:2], spec).round().astype(np.uint8)
             panel = previews.side_by_side(image, restored, target)
         previews.save_png(folder / f"{i:02d}.png", panel)
-
-
-def config_dict(cfg: FinetuneConfig) -> dict:
-    return asdict(cfg)
