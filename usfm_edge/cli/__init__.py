@@ -10,6 +10,11 @@ from usfm_edge.cli.lazy import LazyGroup
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("usfm_edge.cli.doctor:doctor", "Report versions, backends, devices and install hints."),
     "models": ("usfm_edge.cli.models:models", "List registered encoders and heads."),
+    "pretrain": (
+        "usfm_edge.cli.pretrain:pretrain",
+        "Spatial-frequency MIM / MAE / teacher-feature pretraining.",
+    ),
+    "data": ("usfm_edge.cli.data:data", "Index and shard unlabeled archives for pretraining."),
     "finetune": (
         "usfm_edge.cli.finetune:finetune",
         "Fine-tune for segmentation, classification or enhancement.",
@@ -24,7 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 PLANNED: dict[str, tuple[int, str]] = {
-    "pretrain": (5, "Spatial-frequency MIM / MAE / teacher-feature pretraining."),
     "distill": (7, "Distill a fine-tuned teacher into an edge student."),
     "export": (7, "Export a model directory to a verified deployment bundle."),
     "run": (8, "Stream frames through a bundle: crop, infer, overlay, record."),

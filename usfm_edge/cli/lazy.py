@@ -72,3 +72,17 @@ def _planned_command(name: str, issue: int, text: str) -> click.Command:
         name, callback=callback, help=f"{text}\n\nNot built yet: issue #{issue} brings it.",
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
+
+
+def run_standalone(command: click.Command, prog_name: str) -> None:
+    """Run one command outside the group (``python -m ...``) with the same error handling."""
+    try:
+        command.main(prog_name=prog_name, standalone_mode=False)
+    except UsfmEdgeError as exc:
+        click.echo(f"{prog_name}: error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None

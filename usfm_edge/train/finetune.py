@@ -30,6 +30,7 @@ from usfm_edge.train.datasets import SupervisedDataset, load_split, strata
 from usfm_edge.train.evaluate import evaluate, headline, softmax, to_display
 from usfm_edge.train.losses import ClsLoss, EnhanceLoss, SegLoss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
+from usfm_edge.train.progress import StepProgress
 from usfm_edge.train.state import load_state, save_state
 from usfm_edge.train.subsets import stratified_subset
 
@@ -146,7 +147,7 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     log = open(out / "metrics.jsonl", "a" if resume else "w")
     try:
-        with _progress(progress, cfg.epochs * steps_per_epoch, position["step"]) as advance:
+        with StepProgress("finetune", cfg.epochs * steps_per_epoch, position["step"], progress) as advance:
             for epoch in range(position["epoch"], cfg.epochs):
                 dataset.set_epoch(epoch)
                 # Its own generator: without one, each new iterator draws a seed from the global
@@ -219,28 +220,6 @@ def _restore(path: Path, model, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     return dict(state["position"])
-
-
-class _progress:
-    """A rich progress bar over steps, or nothing (tests, logs)."""
-
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
-        self.enabled, self.total, self.done = enabled, total, done
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda loss: None
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("finetune"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn())
-        self.bar.start()
-        task = self.bar.add_task("steps", total=self.total, completed=self.done, loss="-")
-        return lambda loss: self.bar.update(task, advance=1, loss=f"{loss:.4f}")
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 def write_previews(model, cfg: FinetuneConfig, split, spec: Preprocess, device, folder: Path) -> None:

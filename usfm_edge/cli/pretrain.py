@@ -1,0 +1,66 @@
+"""``usfm-edge pretrain`` (also ``python -m usfm_edge.train.pretrain`` for torchrun)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--objective", type=click.Choice(["sfmim", "mae", "feature"]), help="sfmim (USFM), mae, feature (URFM).")
+@click.option("--data", multiple=True, help="Image folder, manifest CSV, DICOM/video files or shard folder (repeatable).")
+@click.option("--model", help="Encoder to pretrain (usfm_vit_b16/s16/t16).")
+@click.option("--model-args", help='Encoder arguments as JSON, e.g. \'{"depth": 4}\'.')
+@click.option("--init", help="Continue from a model directory or USFM_latest.pth.")
+@click.option("--teacher", help="feature objective: the frozen teacher's model directory.")
+@click.option("--img-size", type=int)
+@click.option("--in-chans", type=int)
+@click.option("--steps", type=int, help="Optimiser steps.")
+@click.option("--batch-size", type=int, help="Per process.")
+@click.option("--accum-steps", type=int, help="Gradient accumulation.")
+@click.option("--lr", type=float, help="Per 256 images (scaled by the global batch).")
+@click.option("--warmup-steps", type=int)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+@click.option("--compile/--no-compile", default=None, help="torch.compile the model.")
+@click.option("--ema", type=float, help="EMA decay of the encoder (saved encoder is the EMA).")
+@click.option("--organ-alpha", type=float, help="Sampling weight n_organ^-alpha: 1 balanced, 0 natural.")
+@click.option("--frame-stride", type=int, help="Every N-th frame of cines and videos.")
+@click.option("--mask-ratio", type=float)
+@click.option("--num-workers", type=int)
+@click.option("--log-every", type=int)
+@click.option("--save-every", type=int, help="Checkpoint every N steps (also on SIGTERM).")
+@click.option("--preview-every", type=int)
+@click.option("--seed", type=int)
+@click.option("--device")
+@click.option("--record-samples/--no-record-samples", default=None, help="Log each rank's item indices.")
+@click.option("--max-steps", type=int, help="Stop after N steps now (state saved); continue with --resume.")
+@click.option("--config", "recipe", type=click.Path(path_type=Path), help="Recipe YAML (recipes/pretrain/).")
+@click.option("--out", type=click.Path(path_type=Path))
+@click.option("--resume", is_flag=True, help="Continue the run in --out.")
+@click.option("--no-progress", is_flag=True)
+def pretrain(recipe, resume, no_progress, **options) -> None:
+    """Self-supervised pretraining; writes RUN/encoder (a model directory), metrics.jsonl,
+    config.yaml, TensorBoard logs, previews/ and state.pt (resume)."""
+    from usfm_edge.train.config import load_config
+    from usfm_edge.train.finetune import StopRequested
+    from usfm_edge.train.pretrain.config import PretrainConfig
+    from usfm_edge.train.pretrain.engine import run_pretrain
+
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    options["data"] = list(options["data"]) or None
+    if options.get("model_args"):
+        try:
+            options["model_args"] = json.loads(options["model_args"])
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--model-args") from exc
+    cfg = load_config(PretrainConfig, recipe, **options)
+    if not cfg.data:
+        raise click.UsageError("--data is required (or 'data:' in the recipe)")
+    try:
+        out = run_pretrain(cfg, resume=resume, progress=not no_progress)
+    except StopRequested:
+        click.echo(f"stopped (SIGTERM or --max-steps); state saved; continue with --out {cfg.out} --resume", err=True)
+        raise SystemExit(143) from None
+    click.echo(f"wrote {out}/encoder")
