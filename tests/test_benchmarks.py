@@ -37,3 +37,14 @@ def test_label_efficiency_writes_table_json_and_plot(tmp_path):
     assert all(0 <= r["dice"] <= 1 for r in result["results"])
     assert "| scratch | 50 |" in (tmp_path / "label_efficiency.md").read_text()
     assert (tmp_path / "label_efficiency.png").stat().st_size > 1000
+
+
+def test_pretrain_throughput_benchmark(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.pretrain_throughput", "--models", "usfm_vit_t16", "--img-size", "64",
+         "--batch-size", "2", "--steps", "1", "--warmup", "0", "--tag", "test", "--out", str(tmp_path)],
+        check=True, cwd=ROOT, capture_output=True, text=True,
+    )
+    rows = json.loads((tmp_path / "pretrain_throughput_test.json").read_text())["results"]
+    assert [r["objective"] for r in rows] == ["simmim", "sfmim", "mae"]
+    assert rows[1]["cost_vs_simmim"] > 0 and all(r["img_per_s"] > 0 for r in rows)

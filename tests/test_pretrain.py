@@ -242,3 +242,17 @@ def test_continue_from_a_model_directory(frames, sfmim_run, tmp_path):
     run_pretrain(cfg, progress=False)
     provenance = load_model_dir(tmp_path / "cont" / "encoder").config.provenance
     assert "tensors loaded" in provenance["init_report"]
+
+
+def test_recipes_load_and_bf16_accumulation_runs(frames, tmp_path):
+    from usfm_edge.train.config import load_config
+
+    for recipe in sorted((ROOT / "recipes" / "pretrain").glob("*.yaml")):
+        cfg = load_config(PretrainConfig, recipe, teacher="models/teacher")
+        assert cfg.objective in ("sfmim", "mae", "feature")
+    cfg = load_config(PretrainConfig, ROOT / "recipes" / "pretrain" / "cpu_tiny.yaml", data=[str(frames / "train")],
+                      out=str(tmp_path / "bf16"), steps=2, batch_size=4, accum_steps=2, precision="bf16",
+                      model_args={"depth": 1}, ema=0.9)
+    run_pretrain(cfg, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])

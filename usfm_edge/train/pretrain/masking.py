@@ -78,6 +78,8 @@ def band_stop(images: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) images in [0, 1] with the ``stop`` bins removed from their spectrum. The
     inverse transform is taken as a magnitude (it loses sign), which is why this runs before
     intensity normalisation."""
+    if images.shape[0] == 0:  # a batch without a frequency half (MKL rejects empty FFTs)
+        return images.clone()
     spectrum = torch.fft.fftshift(torch.fft.fft2(images.float()), dim=(-2, -1))
     kept = torch.fft.ifftshift(spectrum * (1 - stop), dim=(-2, -1))
     return torch.fft.ifft2(kept).abs().clamp(0, 1).to(images.dtype)
