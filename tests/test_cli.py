@@ -18,7 +18,7 @@ def test_help_lists_every_stage_and_says_which_issue_brings_it():
 
 
 def test_planned_command_explains_and_fails():
-    result = CliRunner().invoke(cli, ["export", "MODEL", "--target", "jetson"])
+    result = CliRunner().invoke(cli, ["distill", "--teacher", "MODEL"])
     assert result.exit_code == 3
     assert "issue #7" in result.output
 

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "usfm_edge.cli.finetune:finetune",
         "Fine-tune for segmentation, classification or enhancement.",
     ),
+    "export": ("usfm_edge.cli.export:export", "Export a model directory to a verified deployment bundle."),
+    "bundle": ("usfm_edge.cli.export:bundle", "Verify deployment bundles (schema, hashes, golden pair)."),
     "phantom": (
         "usfm_edge.cli.phantom:phantom",
         "Write synthetic B-mode phantom datasets and cines with exact ground truth.",
@@ -30,7 +32,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 PLANNED: dict[str, tuple[int, str]] = {
     "distill": (7, "Distill a fine-tuned teacher into an edge student."),
-    "export": (7, "Export a model directory to a verified deployment bundle."),
     "run": (8, "Stream frames through a bundle: crop, infer, overlay, record."),
     "bench": (9, "Latency and accuracy across backends on one bundle."),
     "demo": (10, "The whole chain on the synthetic phantom, with a report."),

@@ -18,6 +18,7 @@ from usfm_edge.data.dicom import read_dicom
 from usfm_edge.data.images import read_image
 from usfm_edge.data.index import index_sources
 from usfm_edge.data.layouts import ManifestEntry, read_manifest
+from usfm_edge.data.scan_region import scan_box
 from usfm_edge.data.shards import ShardMember, index_shard, read_member
 from usfm_edge.data.video import VIDEO_SUFFIXES
 from usfm_edge.errors import InputError
@@ -88,16 +89,6 @@ class FrameReader:
         return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
-def scan_box(gray: np.ndarray, threshold: float = 0.02) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the pixels brighter than the dark background: where the
-    B-mode image is, so crops stay inside it."""
-    rows = np.nonzero((gray > threshold).mean(1) > 0.05)[0]
-    cols = np.nonzero((gray > threshold).mean(0) > 0.05)[0]
-    if len(rows) < 8 or len(cols) < 8:
-        return 0, 0, gray.shape[0], gray.shape[1]
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
-
-
 class PretrainDataset(Dataset):
     """Keys are (index, epoch, draw) from the sampler, so augmentations and masks are drawn
     from a generator seeded by the key: the same on a resumed run, in any worker."""
@@ -130,7 +121,7 @@ class PretrainDataset(Dataset):
     def _view(self, frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(H, W, C) unit -> (S, S, C): a crop inside the scan region, a lateral flip, gain and
         gamma (ultrasound-plausible changes only), resized to the training size."""
-        top, left, bottom, right = scan_box(frame.mean(-1))
+        top, left, bottom, right = scan_box(frame.mean(-1), threshold=0.02)
         if self.augment:
             h, w = bottom - top, right - left
             scale = math.sqrt(rng.uniform(*self.crop_scale))

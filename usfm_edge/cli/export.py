@@ -1,0 +1,50 @@
+"""``usfm-edge export`` and ``usfm-edge bundle verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--target", required=True, help="onnxruntime or openvino (see the valid pairs in the error if wrong).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
+@click.option("--calib", type=click.Path(path_type=Path), help="Frames for int8 calibration (folder or dataset root).")
+@click.option("--val", type=click.Path(path_type=Path), help="Dataset root (validation split) for the accuracy gate.")
+@click.option("--max-drop", type=float, help="Allowed metric drop (default 0.01 Dice / balanced accuracy, 0.5 dB PSNR).")
+@click.option("--calib-limit", default=300, show_default=True, help="At most this many calibration frames.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
+def export(model_dir: Path, target: str, precision: str, calib, val, max_drop, calib_limit: int, out: Path) -> None:
+    """Export MODEL_DIR to a deployment bundle, measured against its fp32 source."""
+    import json
+
+    from usfm_edge.export.exporter import export_bundle
+
+    bundle = export_bundle(model_dir, target=target, precision=precision, out=out, calib=calib, val=val,
+                           max_drop=max_drop, calib_limit=calib_limit)
+    validation = json.loads((bundle / "manifest.json").read_text())["validation"]
+    for name, result in validation["artifacts"].items():
+        summary = f"{name}: parity max abs {validation['parity'][name]['max_abs']:.3g}"
+        if validation["metric"]:
+            summary += (f", {validation['metric']} {result['value']:.4f} (source {validation['source']:.4f}, "
+                        f"drop {result['drop']:+.4f}, limit {validation['max_drop']})")
+        click.echo(summary)
+    click.echo(f"wrote {bundle}/")
+
+
+@click.group()
+def bundle() -> None:
+    """Inspect deployment bundles."""
+
+
+@bundle.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def verify(path: Path) -> None:
+    """Check the manifest schema and hashes, and run the golden pair on available backends."""
+    from usfm_edge.export.verify import verify_bundle
+
+    for line in verify_bundle(path):
+        click.echo(line)
+    click.echo("bundle ok")

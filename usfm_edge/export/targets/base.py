@@ -1,0 +1,78 @@
+"""The target interface and its registry. An invalid target x precision pair is an error
+that lists the valid ones; nothing is silently changed."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from usfm_edge.errors import UsfmEdgeError
+
+_TARGETS: dict[str, type[Target]] = {}
+
+
+@dataclass
+class BuildContext:
+    onnx_fp32: Path  # the bundle's model.onnx
+    out: Path  # the bundle folder
+    calibration: np.ndarray | None  # (N, C, H, W) preprocessed frames, for int8
+    level: int = 0  # 0: the default quantization; higher keeps more layers in higher precision
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Built:
+    file: str  # relative to the bundle
+    format: str
+    backend: str
+    extra_files: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)
+
+
+class Target(ABC):
+    name: str
+    precisions: tuple[str, ...]
+    libraries: tuple[str, ...]  # recorded in built_with
+    levels: int = 1  # how many quantization fallback levels the target has
+
+    @classmethod
+    @abstractmethod
+    def build(cls, precision: str, ctx: BuildContext) -> Built:
+        ...
+
+    @classmethod
+    def built_with(cls) -> dict[str, str]:
+        versions = {}
+        for lib in cls.libraries:
+            try:
+                versions[lib] = md.version(lib)
+            except md.PackageNotFoundError:
+                continue
+        return versions
+
+
+def register_target(cls: type[Target]) -> type[Target]:
+    _TARGETS[cls.name] = cls
+    return cls
+
+
+def list_targets() -> list[str]:
+    return sorted(_TARGETS)
+
+
+def target_table() -> dict[str, tuple[str, ...]]:
+    return {name: _TARGETS[name].precisions for name in list_targets()}
+
+
+def get_target(name: str, precision: str) -> type[Target]:
+    if name not in _TARGETS:
+        raise UsfmEdgeError(f"unknown target {name!r}; known: {', '.join(list_targets())}")
+    target = _TARGETS[name]
+    if precision not in target.precisions:
+        valid = "; ".join(f"{t}: {', '.join(p)}" for t, p in target_table().items())
+        raise UsfmEdgeError(f"--target {name} does not build {precision}; valid pairs: {valid}")
+    return target
