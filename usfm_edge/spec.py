@@ -192,13 +192,9 @@ class ModelConfig:
 
     @classmethod
     def read(cls, path: Path) -> ModelConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise SchemaError(f"{path}: no such file; a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE}")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SchemaError(f"{path}: not valid JSON ({exc}); re-create the model directory") from exc
+        from usfm_edge.fileio import read_json
+
+        data = read_json(path, missing=f"no such file; a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE}")
         return cls.from_dict(data, source=str(path))
 
 

@@ -22,7 +22,7 @@ def convert_checkpoint(checkpoint: Path, out: Path, arch: str, img_size: int, in
     it strictly into ARCH and write a model directory (task: features) with safe weights."""
     from usfm_edge.models import build_task_model, make_config, save_model_dir
     from usfm_edge.models.checkpoint import load_encoder_checkpoint
-    from usfm_edge.models.model_dir import sha256_file
+    from usfm_edge.fileio import sha256_file
 
     config = make_config(
         arch, "features", img_size=img_size, in_chans=int(in_chans),

@@ -7,26 +7,19 @@ module) and the sha256 of every artifact before loading one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from usfm_edge.errors import SchemaError
+from usfm_edge.fileio import read_json
+from usfm_edge.fileio import sha256_file as sha256
 from usfm_edge.spec import Preprocess
 
 MANIFEST = "manifest.json"
 SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
 BUNDLE_SCHEMA = "usfm-edge/bundle"
 BUNDLE_SCHEMA_VERSION = 1
-
-
-def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def validate(manifest: dict[str, Any], source: str = MANIFEST) -> None:
@@ -45,12 +38,7 @@ def validate(manifest: dict[str, Any], source: str = MANIFEST) -> None:
 
 def read_manifest(bundle: str | Path) -> dict[str, Any]:
     path = Path(bundle) / MANIFEST
-    if not path.is_file():
-        raise SchemaError(f"{path}: missing; a bundle is a folder written by 'usfm-edge export'")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"{path}: not valid JSON ({exc})") from exc
+    manifest = read_json(path, missing="missing; a bundle is a folder written by 'usfm-edge export'")
     validate(manifest, str(path))
     return manifest
 

@@ -11,7 +11,6 @@ never leaves a half-written model behind.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 import platform
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from usfm_edge._version import __version__
 from usfm_edge.errors import CheckpointError, SchemaError
+from usfm_edge.fileio import sha256_file
 from usfm_edge.models.checkpoint import load_state_strict
 from usfm_edge.models.task_model import TaskModel, build_task_model
 from usfm_edge.spec import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
@@ -75,9 +75,3 @@ def load_model_dir(path: str | Path, *, verify: bool = True) -> TaskModel:
     return model.eval()
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
