@@ -48,3 +48,22 @@ def verify(path: Path) -> None:
     for line in verify_bundle(path):
         click.echo(line)
     click.echo("bundle ok")
+
+
+@bundle.command("build-engine")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), help="Engine cache (default: BUNDLE/engines).")
+def build_engine_command(path: Path, cache_dir: Path | None) -> None:
+    """On the device (Jetson or TensorRT GPU box): build the TensorRT engine of a jetson
+    bundle once and cache it under a key of GPU, compute capability, TensorRT version, ONNX
+    hash and build flags. The runtime does the same on first start."""
+    from usfm_edge.export.jetson import build_engine
+    from usfm_edge.export.manifest import read_manifest, verify_hashes
+
+    manifest = read_manifest(path)
+    verify_hashes(path, manifest)
+    artifact = next((a for a in manifest["artifacts"] if a["target"] in ("jetson", "tensorrt")), None)
+    if artifact is None:
+        raise click.ClickException(f"{path}: no jetson/tensorrt artifact; export with --target jetson")
+    engine = build_engine(path, artifact, cache_dir=cache_dir or path / "engines")
+    click.echo(f"engine: {engine}")

@@ -64,8 +64,10 @@ def export_bundle(model_dir: str | Path, *, target: str, precision: str, out: st
     limit = gate.DEFAULT_MAX_DROP[config.task.value] if max_drop is None else max_drop
     attempts = []
     for level in range(target_cls.levels if precision == "int8" else 1):
-        built = target_cls.build(precision, BuildContext(onnx_path, out, calibration, level=level))
-        session = get_backend(built.backend).load(out / built.file, precision=precision, threads=threads)
+        built = target_cls.build(precision, BuildContext(onnx_path, out, calibration, level=level,
+                                                         options={"input_shape": [1, spec.channels, *spec.input_size]}))
+        session = get_backend(built.check_backend or built.backend).load(out / built.file, precision=precision,
+                                                                        threads=threads)
         outputs = gate.run_batched(session.run, probe)
         result = {"level": level, "parity": gate.parity(reference, outputs), "runs_in": session.precision}
         if valset is not None:
@@ -86,7 +88,7 @@ def export_bundle(model_dir: str | Path, *, target: str, precision: str, out: st
                 "file": built.file, "extra_files": built.extra_files, "sha256": sha256(out / built.file),
                 "built_with": target_cls.built_with(), "options": {**built.options, "fallback_level": accepted["level"]}}
     artifacts = [artifact]
-    if built.file != onnx_path.name:
+    if (built.file, built.backend) != (onnx_path.name, "onnxruntime"):  # the portable fallback, always listed
         artifacts.append({"format": "onnx", "precision": "fp32", "target": "portable", "backend": "onnxruntime",
                           "file": onnx_path.name, "sha256": sha256(onnx_path),
                           "built_with": get_target("onnxruntime", "fp32").built_with()})

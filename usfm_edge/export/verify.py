@@ -25,6 +25,13 @@ def verify_bundle(bundle: str | Path) -> list[str]:
     golden_out = np.load(bundle / manifest["golden"]["output"])
     for artifact in manifest["artifacts"]:
         backend = artifact.get("backend")
+        if artifact["target"] in ("jetson", "tensorrt") and artifact["precision"] == "int8":
+            from usfm_edge.export.qdq_rules import check_tensorrt_qdq
+
+            problems = check_tensorrt_qdq(bundle / artifact["file"])
+            if problems:
+                raise SchemaError(f"{bundle / artifact['file']}: breaks TensorRT's Q/DQ rules: {problems[0]}")
+            lines.append(f"{artifact['file']}: follows TensorRT's explicit-quantization (Q/DQ) rules")
         if backend not in available_backends():
             lines.append(f"{artifact['file']}: backend {backend} not installed here; skipped")
             continue

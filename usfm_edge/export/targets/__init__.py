@@ -3,5 +3,7 @@
 from usfm_edge.export.targets.base import Target, get_target, list_targets, target_table
 from usfm_edge.export.targets import onnxruntime as _onnxruntime  # noqa: F401  (registers)
 from usfm_edge.export.targets import openvino as _openvino  # noqa: F401  (registers)
+from usfm_edge.export.targets import jetson as _jetson  # noqa: F401  (registers)
+from usfm_edge.export.targets import tensorrt as _tensorrt  # noqa: F401  (registers)
 
 __all__ = ["Target", "get_target", "list_targets", "target_table"]

@@ -28,7 +28,8 @@ class BuildContext:
 class Built:
     file: str  # relative to the bundle
     format: str
-    backend: str
+    backend: str  # what runs it when deployed
+    check_backend: str | None = None  # what runs it here for the gate, when ``backend`` cannot
     extra_files: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
 
