@@ -18,9 +18,9 @@ def test_help_lists_every_stage_and_says_which_issue_brings_it():
 
 
 def test_planned_command_explains_and_fails():
-    result = CliRunner().invoke(cli, ["distill", "--teacher", "MODEL"])
+    result = CliRunner().invoke(cli, ["run", "bundle", "--source", "phantom:"])
     assert result.exit_code == 3
-    assert "issue #7" in result.output
+    assert "issue #8" in result.output
 
 
 def test_version():

@@ -162,3 +162,29 @@ def test_engine_cache_key_covers_device_library_model_and_flags():
                          ("onnx_sha256", "b" * 64), ("flags", ["trtexec", "--onnx=x", "--fp16"])):
         assert engine_cache_key(**{**base, field: other}) != key
     assert engine_cache_key(**{**base, "flags": ["trtexec", "--onnx=elsewhere", "--stronglyTyped"]}) == key
+
+
+def test_distill_then_export_the_student(model_and_data, tmp_path):
+    from PIL import Image
+
+    from usfm_edge.train.distill import DistillConfig, run_distill
+
+    teacher, data = model_and_data
+    unlabeled = tmp_path / "frames"
+    unlabeled.mkdir()
+    for i, image in enumerate(sorted((data / "test_set" / "image").iterdir())[:4]):
+        Image.open(image).save(unlabeled / f"{i}.png")
+    run = run_distill(DistillConfig(teacher=str(teacher), student="usfm_vit_t16", student_args={"depth": 1},
+                                    data=str(data), unlabeled=str(unlabeled), out=str(tmp_path / "d"), epochs=2),
+                      progress=False)
+    report = json.loads((run / "distill_report.json").read_text())
+    assert report["metric"] == "dice" and 0 <= report["student"] <= 1
+    assert report["macs_ratio"] > 1.5  # one block instead of two
+    assert len(report["per_case"]) == len(list((data / "val_set" / "image").iterdir()))
+    student = run / "model"
+    from usfm_edge.models import load_model_dir
+
+    assert load_model_dir(student).config.preprocess == load_model_dir(teacher).config.preprocess
+    bundle = export_bundle(student, target="openvino", precision="int8", out=tmp_path / "b", calib=data, val=data,
+                           calib_limit=16)
+    assert read_manifest(bundle)["source"]["architecture"] == "usfm_vit_t16"

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "usfm_edge.cli.finetune:finetune",
         "Fine-tune for segmentation, classification or enhancement.",
     ),
+    "distill": ("usfm_edge.cli.distill:distill", "Distill a fine-tuned teacher into an edge student."),
     "export": ("usfm_edge.cli.export:export", "Export a model directory to a verified deployment bundle."),
     "bundle": ("usfm_edge.cli.export:bundle", "Verify deployment bundles (schema, hashes, golden pair)."),
     "phantom": (
@@ -31,7 +32,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 PLANNED: dict[str, tuple[int, str]] = {
-    "distill": (7, "Distill a fine-tuned teacher into an edge student."),
     "run": (8, "Stream frames through a bundle: crop, infer, overlay, record."),
     "bench": (9, "Latency and accuracy across backends on one bundle."),
     "demo": (10, "The whole chain on the synthetic phantom, with a report."),
