@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from usfm_edge.errors import InputError
-from usfm_edge.export.calibration import crop_to_scan, validation_pairs
+from usfm_edge.export.calibration import validation_pairs
 from usfm_edge.metrics import classification_metrics
 from usfm_edge.metrics.task_eval import HEADLINE, enhancement_case, segmentation_case, softmax
 from usfm_edge.preprocess import preprocess_frame
@@ -79,4 +79,4 @@ def metric_name(task: str) -> str:
     return HEADLINE[task]
 
 
-__all__ = ["DEFAULT_MAX_DROP", "ValSet", "crop_to_scan", "load_val", "metric_name", "parity", "run_batched", "score"]
+__all__ = ["DEFAULT_MAX_DROP", "ValSet", "load_val", "metric_name", "parity", "run_batched", "score"]
