@@ -188,3 +188,13 @@ def test_distill_then_export_the_student(model_and_data, tmp_path):
     bundle = export_bundle(student, target="openvino", precision="int8", out=tmp_path / "b", calib=data, val=data,
                            calib_limit=16)
     assert read_manifest(bundle)["source"]["architecture"] == "usfm_vit_t16"
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    subprocess.run([sys.executable, "-m", "benchmarks.teacher_student", "--data", str(data), "--split", "val",
+                    "--teacher", str(teacher), "--student", str(student), "--bundle", str(bundle), "--tag", "t",
+                    "--out", str(tmp_path)], check=True, cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    table = json.loads((tmp_path / "teacher_student_t.json").read_text())
+    assert [r["model"] for r in table["results"]] == ["teacher", "student", "student openvino int8"]
+    assert len(table["per_case"]) == table["frames"] and table["results"][0]["drop_vs_teacher"] == 0

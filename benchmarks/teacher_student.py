@@ -1,0 +1,93 @@
+"""Teacher vs distilled student vs the student's bundles, paired per case on one split.
+
+    python -m benchmarks.teacher_student --data ../shared/data/hc18 --split test \\
+        --teacher runs/teacher/model --student runs/student/model --bundle bundles/student_ov_int8 --tag hc18
+
+Every model sees the same frames; Dice is computed on each frame's own grid. The table gives
+the means, each one's drop against the teacher, and the multiply-accumulates per frame."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.machine import describe
+from usfm_edge.data.layouts import load_segmentation
+from usfm_edge.export.manifest import pick_artifact, preprocess_of, read_manifest
+from usfm_edge.metrics.task_eval import segmentation_case
+from usfm_edge.models import load_model_dir
+from usfm_edge.preprocess import preprocess_frame
+from usfm_edge.runtime.backends import get_backend
+from usfm_edge.train.distill import macs
+
+
+def dice_per_case(run, split, spec) -> list[float]:
+    scores = []
+    for i in range(len(split)):
+        image, mask = split.load(i)
+        out = run(preprocess_frame(image, spec))[0]
+        scores.append(segmentation_case(out, mask, spec, num_classes=len(split.labels))["dice"])
+    return scores
+
+
+def torch_runner(model):
+    return lambda x: model(torch.from_numpy(x)).detach().numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--teacher", required=True)
+    parser.add_argument("--student", required=True)
+    parser.add_argument("--bundle", action="append", default=[], help="Student bundle(s); repeatable.")
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    split = load_segmentation(args.data, args.split)
+    rows, cases = [], {}
+    with torch.no_grad():
+        for role, path in (("teacher", args.teacher), ("student", args.student)):
+            model = load_model_dir(path)
+            spec = model.config.preprocess
+            cases[role] = dice_per_case(torch_runner(model), split, spec)
+            rows.append({"model": role, "architecture": model.config.architecture, "backend": "torch",
+                         "precision": "fp32", "gmacs": macs(model, spec)})
+    for bundle in args.bundle:
+        manifest = read_manifest(bundle)
+        artifact = pick_artifact(manifest)
+        backend = artifact.get("check_backend") or artifact["backend"]
+        session = get_backend("onnxruntime" if backend == "tensorrt" else backend).load(
+            Path(bundle) / artifact["file"], precision=artifact["precision"])
+        name = f"student {artifact['target']} {artifact['precision']}"
+        cases[name] = dice_per_case(session.run, split, preprocess_of(manifest))
+        rows.append({"model": name, "architecture": manifest["source"]["architecture"], "backend": artifact["backend"],
+                     "precision": artifact["precision"], "gmacs": rows[1]["gmacs"]})
+    teacher = np.array(cases["teacher"])
+    for row in rows:
+        values = np.array(cases[row["model"]])
+        row.update(dice=round(float(values.mean()), 4), drop_vs_teacher=round(float(teacher.mean() - values.mean()), 4),
+                   worst_case_drop=round(float((teacher - values).max()), 4))
+    names = [p.stem for p in (s.image for s in split.samples)]
+    result = {"benchmark": "teacher_student", "date": dt.date.today().isoformat(), "machine": describe(),
+              "data": args.data, "split": args.split, "frames": len(split), "results": rows,
+              "per_case": [{"name": n, **{k: round(v[i], 4) for k, v in cases.items()}} for i, n in enumerate(names)]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"teacher_student{('_' + args.tag) if args.tag else ''}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"{args.data} {args.split} split ({len(split)} frames), Dice on each frame's own grid ({result['date']})", "",
+             "| model | architecture | backend | precision | GMACs/frame | Dice | drop vs teacher | worst case |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['architecture']} | {r['backend']} | {r['precision']} | {r['gmacs']} | {r['dice']} | "
+              f"{r['drop_vs_teacher']} | {r['worst_case_drop']} |" for r in rows]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
