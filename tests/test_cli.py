@@ -59,3 +59,18 @@ def test_user_errors_are_one_line_and_nonzero(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [f"usfm-edge: error: {tmp_path / 'missing.pth'}: no such file; give the path of a .pth or .safetensors file"]
+
+
+def test_malformed_options_are_usage_errors(tmp_path):
+    cases = [
+        (["phantom", "--out", str(tmp_path), "--size", "abc"], "'--size': 'abc'; give S or HxW"),
+        (["phantom", "--out", str(tmp_path), "--task", "cine", "--canvas", "0x640"], "'--canvas'"),
+        (["finetune", "--data", str(tmp_path), "--model-args", "{bad"], "'--model-args': not JSON"),
+        (["pretrain", "--data", str(tmp_path), "--model-args", "[1]"], "give a JSON object"),
+        (["distill", "--teacher", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+          "--student-args", "{bad"], "'--student-args': not JSON"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output

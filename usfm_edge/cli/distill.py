@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
+from usfm_edge.cli.options import json_dict
+
 
 @click.command()
 @click.option("--teacher", required=True, type=click.Path(path_type=Path), help="The fine-tuned model directory.")
 @click.option("--student", default="usfm_vit_t16", show_default=True, help="usfm_vit_t16/s16 or timm:NAME.")
-@click.option("--student-args", help='Student encoder arguments as JSON, e.g. \'{"depth": 6}\'.')
+@click.option("--student-args", callback=json_dict, help='Student encoder arguments as JSON, e.g. \'{"depth": 6}\'.')
 @click.option("--head", help="Student head (default: light_seg / linear / pixel_decoder).")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset root in the teacher's layout.")
 @click.option("--unlabeled", type=click.Path(path_type=Path), help="Extra frames without labels.")
@@ -30,8 +32,7 @@ def distill(teacher, student, student_args, head, data, unlabeled, epochs, batch
     RUN/distill_report.json (teacher vs student on the validation split, paired per case)."""
     from usfm_edge.train.distill import DistillConfig, run_distill
 
-    cfg = DistillConfig(teacher=str(teacher), student=student, student_args=json.loads(student_args) if student_args
-                        else None, head=head, data=str(data), unlabeled=str(unlabeled) if unlabeled else None,
+    cfg = DistillConfig(teacher=str(teacher), student=student, student_args=student_args, head=head, data=str(data), unlabeled=str(unlabeled) if unlabeled else None,
                         out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature,
                         label_weight=label_weight, feature_weight=feature_weight, device=device)
     run = run_distill(cfg, progress=not no_progress)

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from usfm_edge.cli.options import json_dict, run_resumable
+
 
 @click.command()
 @click.option("--task", type=click.Choice(["seg", "cls", "enhance"]), help="What the head learns.")
 @click.option("--data", type=click.Path(path_type=Path), help="Dataset root in the task's layout.")
 @click.option("--model", help="Encoder: usfm_vit_b16/s16/t16 or timm:NAME.")
 @click.option("--init", help="Pretrained encoder: a model directory, USFM_latest.pth, or omit for scratch.")
-@click.option("--model-args", help='Encoder arguments as JSON, e.g. \'{"depth": 4}\'.')
+@click.option("--model-args", callback=json_dict, help='Encoder arguments as JSON, e.g. \'{"depth": 4}\'.')
 @click.option("--head", help="Head name (default: upernet for ViT-B, light_seg for students).")
 @click.option("--img-size", type=int, help="Network input size (multiple of 16).")
 @click.option("--in-chans", type=int, help="1 for gray B-mode (default), 3 for RGB.")
@@ -34,23 +36,12 @@ def finetune(recipe, resume, no_progress, **options) -> None:
     """Fine-tune an encoder for segmentation, classification or enhancement; writes
     RUN/model (best epoch), RUN/metrics.jsonl, RUN/eval.json and RUN/previews/."""
     from usfm_edge.train.config import FinetuneConfig, load_config
-    from usfm_edge.train.finetune import StopRequested, run_finetune
+    from usfm_edge.train.finetune import run_finetune
 
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
-    if options.get("model_args"):
-        import json
-
-        try:
-            options["model_args"] = json.loads(options["model_args"])
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not JSON: {exc}", param_hint="--model-args") from exc
     cfg = load_config(FinetuneConfig, recipe, **options)
     if not cfg.data:
         raise click.UsageError("--data is required (or 'data:' in the recipe)")
-    try:
-        out = run_finetune(cfg, resume=resume, progress=not no_progress)
-    except StopRequested:
-        click.echo(f"stopped (SIGTERM or --max-steps); state saved; continue with: "
-                   f"usfm-edge finetune --out {cfg.out} --resume", err=True)
-        raise SystemExit(143) from None
+    out = run_resumable(lambda: run_finetune(cfg, resume=resume, progress=not no_progress),
+                        resume=f"usfm-edge finetune --out {cfg.out} --resume")
     click.echo(f"wrote {out}/model, {out}/eval.json")

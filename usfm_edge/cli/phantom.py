@@ -6,10 +6,7 @@ from pathlib import Path
 
 import click
 
-
-def _size(text: str) -> tuple[int, int]:
-    parts = [int(p) for p in text.lower().split("x")]
-    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+from usfm_edge.cli.options import image_size
 
 
 @click.command()
@@ -17,21 +14,21 @@ def _size(text: str) -> tuple[int, int]:
 @click.option("--task", type=click.Choice(["seg", "cls", "enhance", "pretrain", "cine"]), default="seg",
               show_default=True, help="Which dataset layout (cine: .mp4 + multi-frame DICOM).")
 @click.option("--n", "count", type=int, default=100, show_default=True, help="Images, or frames for a cine.")
-@click.option("--size", default="256", show_default=True, help="B-mode image size: S or HxW pixels.")
+@click.option("--size", default="256", show_default=True, callback=image_size, help="B-mode image size: S or HxW pixels.")
 @click.option("--organ", default=None, help="liver, kidney, thyroid, breast, muscle; 'mixed' (pretrain default).")
 @click.option("--geometry", type=click.Choice(["linear", "curvilinear"]), default=None, help="Default: the organ's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fps", type=float, default=20.0, show_default=True, help="Cine frame rate.")
 @click.option("--ui/--no-ui", default=True, show_default=True, help="Cine: scanner UI around the image.")
-@click.option("--canvas", default="480x640", show_default=True, help="Cine: capture frame HxW (e.g. 1080x1920).")
+@click.option("--canvas", default="480x640", show_default=True, callback=image_size, help="Cine: capture frame HxW (e.g. 1080x1920).")
 @click.option("--photometric", type=click.Choice(["MONOCHROME2", "RGB", "YBR_FULL", "PALETTE COLOR"]),
               default="MONOCHROME2", show_default=True, help="Cine: DICOM colour encoding.")
 @click.option("--rle/--no-rle", default=True, show_default=True, help="Cine: RLE Lossless DICOM.")
 @click.option("--match-speckle", type=click.Path(exists=True, path_type=Path),
               help="Folder of real B-mode frames: render with a PSF whose speckle grain matches theirs "
                    "(enhancement training for that scanner).")
-def phantom(out: Path, task: str, count: int, size: str, organ: str | None, geometry: str | None, seed: int,
-            fps: float, ui: bool, canvas: str, photometric: str, rle: bool, match_speckle: Path | None) -> None:
+def phantom(out: Path, task: str, count: int, size: tuple[int, int], organ: str | None, geometry: str | None,
+            seed: int, fps: float, ui: bool, canvas: tuple[int, int], photometric: str, rle: bool, match_speckle: Path | None) -> None:
     """Write synthetic B-mode ultrasound with exact ground truth: a dataset in the layouts the
     readers load (seg, cls, enhance, pretrain manifest) or a cine as .mp4 and DICOM."""
     from rich.progress import Progress
@@ -45,13 +42,13 @@ def phantom(out: Path, task: str, count: int, size: str, organ: str | None, geom
     mixed = organ == "mixed"
     if mixed and task != "pretrain":
         raise click.BadParameter("'mixed' is for --task pretrain; name one organ", param_hint="--organ")
-    config = PhantomConfig(size=_size(size), organ=list_organs()[0] if mixed else organ,
+    config = PhantomConfig(size=size, organ=list_organs()[0] if mixed else organ,
                            geometry=Geometry(geometry) if geometry else None)
     if match_speckle is not None:
         config = _matched(config, match_speckle, out)
     extra: dict = {}
     if task == "cine":
-        extra = {"fps": fps, "ui": ui, "canvas": _size(canvas), "photometric": photometric, "rle": rle}
+        extra = {"fps": fps, "ui": ui, "canvas": canvas, "photometric": photometric, "rle": rle}
     if task == "pretrain":
         extra["organs"] = list_organs() if mixed else [organ]
     with Progress(transient=True) as progress:

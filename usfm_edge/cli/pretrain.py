@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
+
+from usfm_edge.cli.options import json_dict, run_resumable
 
 
 @click.command()
 @click.option("--objective", type=click.Choice(["sfmim", "mae", "feature"]), help="sfmim (USFM), mae, feature (URFM).")
 @click.option("--data", multiple=True, help="Image folder, manifest CSV, DICOM/video files or shard folder (repeatable).")
 @click.option("--model", help="Encoder to pretrain (usfm_vit_b16/s16/t16).")
-@click.option("--model-args", help='Encoder arguments as JSON, e.g. \'{"depth": 4}\'.')
+@click.option("--model-args", callback=json_dict, help='Encoder arguments as JSON, e.g. \'{"depth": 4}\'.')
 @click.option("--init", help="Continue from a model directory or USFM_latest.pth.")
 @click.option("--teacher", help="feature objective: the frozen teacher's model directory.")
 @click.option("--img-size", type=int)
@@ -44,23 +45,14 @@ def pretrain(recipe, resume, no_progress, **options) -> None:
     """Self-supervised pretraining; writes RUN/encoder (a model directory), metrics.jsonl,
     config.yaml, TensorBoard logs, previews/ and state.pt (resume)."""
     from usfm_edge.train.config import load_config
-    from usfm_edge.train.finetune import StopRequested
     from usfm_edge.train.pretrain.config import PretrainConfig
     from usfm_edge.train.pretrain.engine import run_pretrain
 
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     options["data"] = list(options["data"]) or None
-    if options.get("model_args"):
-        try:
-            options["model_args"] = json.loads(options["model_args"])
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not JSON: {exc}", param_hint="--model-args") from exc
     cfg = load_config(PretrainConfig, recipe, **options)
     if not cfg.data:
         raise click.UsageError("--data is required (or 'data:' in the recipe)")
-    try:
-        out = run_pretrain(cfg, resume=resume, progress=not no_progress)
-    except StopRequested:
-        click.echo(f"stopped (SIGTERM or --max-steps); state saved; continue with --out {cfg.out} --resume", err=True)
-        raise SystemExit(143) from None
+    out = run_resumable(lambda: run_pretrain(cfg, resume=resume, progress=not no_progress),
+                        resume=f"the same command with --resume (run folder {cfg.out})")
     click.echo(f"wrote {out}/encoder")
