@@ -61,8 +61,9 @@ def main() -> None:
     for bundle in args.bundle:
         manifest = read_manifest(bundle)
         artifact = pick_artifact(manifest)
-        backend = artifact.get("check_backend") or artifact["backend"]
-        session = get_backend("onnxruntime" if backend == "tensorrt" else backend).load(
+        # a TensorRT artifact is an ONNX file: run it in ONNX Runtime, as the export gate did
+        backend = "onnxruntime" if artifact["backend"] == "tensorrt" else artifact["backend"]
+        session = get_backend(backend).load(
             Path(bundle) / artifact["file"], precision=artifact["precision"])
         name = f"student {artifact['target']} {artifact['precision']}"
         cases[name] = dice_per_case(session.run, split, preprocess_of(manifest))

@@ -11,12 +11,12 @@ writes its own Q/DQ file.) Fallback level 1 also keeps the first and last quanti
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from usfm_edge.export.onnx_export import INPUT
 from usfm_edge.export.targets.base import BuildContext, Built, Target, register_target
 from usfm_edge.offline import import_quietly
 
@@ -45,6 +45,34 @@ def quantizable_nodes(path: Path) -> list[str]:
     return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in OPS]
 
 
+def quantize_qdq(ctx: BuildContext, out: Path, *, for_tensorrt: bool) -> list[str]:
+    """ONNX Runtime's static QDQ quantizer on MatMul/Gemm/Conv, symmetric per-channel int8
+    weights, MinMax calibration on ``ctx.calibration``. ``for_tensorrt``: symmetric int8
+    activations (zero points 0) and float biases, as TensorRT's explicit quantization needs;
+    otherwise uint8 activations, ONNX Runtime's fast U8S8 CPU path. From fallback level 1 the
+    first and last quantizable nodes stay in fp32; returns their names."""
+    import_quietly("onnxruntime")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if for_tensorrt:
+        activations = QuantType.QInt8
+        extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+    else:
+        activations, extra = QuantType.QUInt8, {"WeightSymmetric": True}
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(ctx.onnx_fp32), str(prepared), skip_symbolic_shape=True)
+        nodes = quantizable_nodes(prepared)
+        exclude = [nodes[0], nodes[-1]] if ctx.level >= 1 and len(nodes) > 2 else []
+        quantize_static(
+            str(prepared), str(out), _Frames(ctx.calibration, INPUT), quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=OPS, per_channel=True, activation_type=activations, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude, extra_options=extra,
+        )
+    return exclude
+
+
 @register_target
 class OnnxRuntimeTarget(Target):
     name = "onnxruntime"
@@ -56,24 +84,8 @@ class OnnxRuntimeTarget(Target):
     def build(cls, precision: str, ctx: BuildContext) -> Built:
         if precision == "fp32":
             return Built(file=ctx.onnx_fp32.name, format="onnx", backend="onnxruntime")
-        ort = import_quietly("onnxruntime")
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        name = ort.InferenceSession(str(ctx.onnx_fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
         out = ctx.out / "model.int8.onnx"
-        with tempfile.TemporaryDirectory() as tmp:
-            prepared = Path(tmp) / "prepared.onnx"
-            quant_pre_process(str(ctx.onnx_fp32), str(prepared), skip_symbolic_shape=True)
-            nodes = quantizable_nodes(prepared)
-            exclude = [nodes[0], nodes[-1]] if ctx.level >= 1 and len(nodes) > 2 else []
-            quantize_static(
-                str(prepared), str(out), _Frames(ctx.calibration, name), quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=OPS, per_channel=True, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
-                extra_options={"WeightSymmetric": True},
-            )
-            shutil.rmtree(tmp, ignore_errors=True)
+        exclude = quantize_qdq(ctx, out, for_tensorrt=False)
         return Built(file=out.name, format="onnx", backend="onnxruntime",
                      options={"ops": OPS, "per_channel": True, "activations": "uint8 asymmetric",
                               "weights": "int8 symmetric", "calibration": "minmax", "fp32_nodes": exclude})
