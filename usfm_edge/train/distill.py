@@ -27,7 +27,8 @@ from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import save_config
 from usfm_edge.train.datasets import SupervisedDataset, load_split
 from usfm_edge.train.evaluate import evaluate, headline
-from usfm_edge.train.finetune import build_loss, pick_device
+from usfm_edge.train.finetune import pick_device
+from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 from usfm_edge.train.progress import StepProgress
 
@@ -144,7 +145,7 @@ def run_distill(cfg: DistillConfig, *, progress: bool = True) -> Path:
     with torch.no_grad():
         probe = torch.zeros(1, spec.channels, *spec.input_size, device=device)
         widths = (_deepest(student, probe).shape[1], _deepest(teacher, probe).shape[1])
-    loss_fn = DistillLoss(task, build_loss_for(task), temperature=cfg.temperature, label_weight=cfg.label_weight,
+    loss_fn = DistillLoss(task, task_loss(task), temperature=cfg.temperature, label_weight=cfg.label_weight,
                           feature_weight=cfg.feature_weight, student_width=widths[0], teacher_width=widths[1]).to(device)
     params = nn.ModuleList([student, loss_fn.project])
     optimizer = build_optimizer(params, lr=cfg.lr, weight_decay=0.05, layer_decay=1.0)
@@ -179,12 +180,6 @@ def run_distill(cfg: DistillConfig, *, progress: bool = True) -> Path:
                      max(2, len(config.labels)))
     (out / "distill_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return out
-
-
-def build_loss_for(task: str) -> nn.Module:
-    from usfm_edge.train.config import FinetuneConfig
-
-    return build_loss(FinetuneConfig(task=task))
 
 
 def _report(teacher, student, task, split, spec, device, num_classes: int) -> dict:

@@ -28,7 +28,7 @@ from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import FinetuneConfig, save_config
 from usfm_edge.train.datasets import SupervisedDataset, load_split, strata
 from usfm_edge.train.evaluate import evaluate, headline, softmax, to_display
-from usfm_edge.train.losses import ClsLoss, EnhanceLoss, SegLoss
+from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 from usfm_edge.train.progress import StepProgress
 from usfm_edge.train.state import load_state, save_state
@@ -47,14 +47,6 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda but no CUDA device is visible; use --device cpu")
     return torch.device(name)
-
-
-def build_loss(cfg: FinetuneConfig) -> torch.nn.Module:
-    if cfg.task == "seg":
-        return SegLoss(cfg.ce_weight, cfg.dice_weight)
-    if cfg.task == "cls":
-        return ClsLoss(cfg.label_smoothing)
-    return EnhanceLoss()
 
 
 def init_encoder(model: torch.nn.Module, init: str) -> str:
@@ -137,7 +129,8 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
     optimizer = build_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
     scheduler = warmup_cosine(optimizer, total_steps=cfg.epochs * steps_per_epoch,
                               warmup_steps=round(cfg.warmup_epochs * steps_per_epoch), base_lr=cfg.lr, min_lr=cfg.min_lr)
-    loss_fn = build_loss(cfg)
+    loss_fn = task_loss(cfg.task, ce_weight=cfg.ce_weight, dice_weight=cfg.dice_weight,
+                        label_smoothing=cfg.label_smoothing)
 
     position = {"epoch": 0, "batch": 0, "step": 0, "best": -float("inf")}
     if resume:

@@ -46,3 +46,13 @@ class EnhanceLoss(torch.nn.Module):
 
         (oy, ox), (ty, tx) = grads(output), grads(target)
         return F.l1_loss(output, target) + 0.5 * (F.l1_loss(oy, ty) + F.l1_loss(ox, tx))
+
+
+def task_loss(task: str, *, ce_weight: float = 1.0, dice_weight: float = 1.0,
+              label_smoothing: float = 0.1) -> torch.nn.Module:
+    """The supervised loss of a task (defaults: those of ``FinetuneConfig``)."""
+    if task == "seg":
+        return SegLoss(ce_weight, dice_weight)
+    if task == "cls":
+        return ClsLoss(label_smoothing)
+    return EnhanceLoss()
