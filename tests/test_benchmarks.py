@@ -48,3 +48,19 @@ def test_pretrain_throughput_benchmark(tmp_path):
     rows = json.loads((tmp_path / "pretrain_throughput_test.json").read_text())["results"]
     assert [r["objective"] for r in rows] == ["simmim", "sfmim", "mae"]
     assert rows[1]["cost_vs_simmim"] > 0 and all(r["img_per_s"] > 0 for r in rows)
+
+
+def test_phantom_stats_and_finetune_run(tmp_path):
+    subprocess.run([sys.executable, "-m", "benchmarks.phantom_stats", "--seeds", "1", "--out", str(tmp_path)],
+                   check=True, cwd=ROOT, capture_output=True)
+    stats = json.loads((tmp_path / "phantom_stats.json").read_text())
+    assert len(stats["speckle"]) == 3 and all(1.6 < r["snr"] < 2.2 for r in stats["speckle"])
+    assert stats["solidity_min_max"]["benign"][0] > stats["solidity_min_max"]["malignant"][1]
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "usfm_edge", "phantom", "--out", str(data), "--task", "seg", "--n", "12",
+                    "--size", "64", "--organ", "breast"], check=True, cwd=ROOT, capture_output=True)
+    subprocess.run([sys.executable, "-m", "benchmarks.finetune_run", "--data", str(data), "--model-args",
+                    '{"depth": 1}', "--img-size", "64", "--epochs", "1", "--tag", "t", "--out", str(tmp_path)],
+                   check=True, cwd=ROOT, capture_output=True)
+    run = json.loads((tmp_path / "finetune_t.json").read_text())
+    assert run["split"] == "test" and run["seconds"] > 0 and 0 <= run["metrics"]["dice_mean"] <= 1
