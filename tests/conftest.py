@@ -57,3 +57,21 @@ def tiny_state():
     model = create_model("usfm_vit_t16", **TINY)
     randomize_(model)
     return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def model_and_data(tmp_path_factory):
+    """A segmentation model directory fine-tuned for a few epochs on 64 px phantom frames,
+    and its dataset: the source of every export and runtime test's bundle."""
+    from usfm_edge.data.phantom import PhantomConfig
+    from usfm_edge.data.phantom_datasets import write_phantom_dataset
+    from usfm_edge.train.config import FinetuneConfig
+    from usfm_edge.train.finetune import run_finetune
+
+    root = tmp_path_factory.mktemp("export")
+    data = write_phantom_dataset("seg", root / "data", n=40, config=PhantomConfig(size=(64, 64), organ="breast"))
+    run_finetune(FinetuneConfig(task="seg", data=str(data), out=str(root / "run"), model="usfm_vit_t16",
+                                model_args={"depth": 2}, img_size=64, epochs=4, lr=2e-3, previews=0), progress=False)
+    return root / "run" / "model", data
+
+

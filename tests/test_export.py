@@ -25,20 +25,6 @@ PAIRS = [(t, p) for t, ps in target_table().items() for p in ps if t != "tensorr
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "int8": 0.6}
 
 
-@pytest.fixture(scope="session")
-def model_and_data(tmp_path_factory):
-    from usfm_edge.data.phantom import PhantomConfig
-    from usfm_edge.data.phantom_datasets import write_phantom_dataset
-    from usfm_edge.train.config import FinetuneConfig
-    from usfm_edge.train.finetune import run_finetune
-
-    root = tmp_path_factory.mktemp("export")
-    data = write_phantom_dataset("seg", root / "data", n=40, config=PhantomConfig(size=(64, 64), organ="breast"))
-    run_finetune(FinetuneConfig(task="seg", data=str(data), out=str(root / "run"), model="usfm_vit_t16",
-                                model_args={"depth": 2}, img_size=64, epochs=4, lr=2e-3, previews=0), progress=False)
-    return root / "run" / "model", data
-
-
 @pytest.mark.parametrize("target, precision", PAIRS)
 def test_every_cpu_target_and_precision(model_and_data, tmp_path, target, precision):
     model_dir, data = model_and_data

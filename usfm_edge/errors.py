@@ -51,6 +51,10 @@ class CheckpointMismatchError(CheckpointError):
         )
 
 
+class BundleMismatchError(UsfmEdgeError):
+    """A deployment bundle that cannot serve what was asked (backend, precision, frames)."""
+
+
 class DependencyError(UsfmEdgeError):
     """An optional dependency that this code path needs is not installed."""
 

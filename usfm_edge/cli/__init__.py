@@ -26,13 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "usfm_edge.cli.phantom:phantom",
         "Write synthetic B-mode phantom datasets and cines with exact ground truth.",
     ),
+    "run": ("usfm_edge.cli.run:run", "Stream frames through a bundle: crop, infer, overlay, record."),
     "convert-checkpoint": (
         "usfm_edge.cli.convert:convert_checkpoint",
         "Convert a released .pth (e.g. USFM_latest.pth) into a model directory.",
     ),
 }
 PLANNED: dict[str, tuple[int, str]] = {
-    "run": (8, "Stream frames through a bundle: crop, infer, overlay, record."),
     "bench": (9, "Latency and accuracy across backends on one bundle."),
     "demo": (10, "The whole chain on the synthetic phantom, with a report."),
 }

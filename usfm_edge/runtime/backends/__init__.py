@@ -7,5 +7,7 @@
 from usfm_edge.runtime.backends.base import Backend, Session, available_backends, get_backend, list_backends
 from usfm_edge.runtime.backends import onnxruntime as _onnxruntime  # noqa: F401  (registers)
 from usfm_edge.runtime.backends import openvino as _openvino  # noqa: F401  (registers)
+from usfm_edge.runtime.backends import tensorrt as _tensorrt  # noqa: F401  (registers)
+from usfm_edge.runtime.backends import torch as _torch  # noqa: F401  (registers; imports torch only in load)
 
 __all__ = ["Backend", "Session", "available_backends", "get_backend", "list_backends"]

@@ -27,6 +27,7 @@ class Backend(ABC):
     name: str
     module: str  # the package that must be importable
     suffixes: tuple[str, ...]  # artifact files it loads
+    formats: tuple[str, ...] = ("onnx",)  # bundle artifact formats it can run
 
     @classmethod
     def available(cls) -> bool:
@@ -37,6 +38,17 @@ class Backend(ABC):
     def load(cls, path: str | Path, *, precision: str = "fp32", threads: int | None = None,
              device: str = "CPU") -> Session:
         ...
+
+    @classmethod
+    def can_run(cls, artifact: dict) -> bool:
+        return artifact["format"] in cls.formats
+
+    @classmethod
+    def load_artifact(cls, bundle: Path, manifest: dict, artifact: dict, *, threads: int | None = None,
+                      device: str = "CPU", cache_dir: Path | None = None) -> Session:
+        """Load one of a bundle's artifacts. Backends that need more than the file (an engine
+        built on the device, the source model) override this."""
+        return cls.load(bundle / artifact["file"], precision=artifact["precision"], threads=threads, device=device)
 
 
 def register_backend(cls: type[Backend]) -> type[Backend]:

@@ -29,6 +29,7 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     module = "openvino"
     suffixes = (".xml", ".onnx")
+    formats = ("openvino_ir", "onnx")
 
     @classmethod
     def load(cls, path: str | Path, *, precision: str = "fp32", threads: int | None = None,

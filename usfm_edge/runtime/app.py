@@ -1,0 +1,83 @@
+"""Assemble a pipeline from names: what ``usfm-edge run``, the pipeline benchmark and the demo
+share. Everything here is torch-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from usfm_edge.errors import InputError
+from usfm_edge.runtime.frame import Box
+from usfm_edge.runtime.metrics import RunMetrics
+from usfm_edge.runtime.model import BundleModel, load_bundle
+from usfm_edge.runtime.pipeline import Pipeline, PipelineConfig, set_cpu_threads
+from usfm_edge.runtime.postprocess import PostConfig, make_postprocessor
+from usfm_edge.runtime.region import RegionTracker
+from usfm_edge.runtime.sinks import SinkContext, open_sink
+from usfm_edge.runtime.sources import SourceOptions, open_source
+from usfm_edge.spec import Crop
+
+
+@dataclass
+class RunOptions:
+    bundle: Path
+    source: str = "phantom:"
+    sinks: list[str] = field(default_factory=lambda: ["none:"])
+    backend: str = "auto"
+    precision: str | None = None
+    device: str = "CPU"
+    threads: int | None = None
+    max_frames: int | None = None
+    realtime: bool = False
+    loop: bool = False
+    roi: Box | None = None
+    region: int | str = 0  # which source region (DICOM), or "all"
+    redetect_every: int = 30
+    ema: float = 0.5
+    max_backend_errors: int = 10
+    engine_cache: Path | None = None
+
+
+def parse_roi(text: str | None) -> Box | None:
+    if not text:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--roi {text!r}: give x,y,w,h in pixels, e.g. --roi 320,120,1280,860") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise InputError(f"--roi {text!r}: x, y must be >= 0 and w, h > 0")
+    return x, y, w, h
+
+
+def parse_region(text: str | int) -> int | str:
+    if isinstance(text, int) or text == "all":
+        return text
+    if not str(text).isdigit():
+        raise InputError(f"--region {text!r}: give a region index (0, 1, ...) or 'all'")
+    return int(text)
+
+
+def build_pipeline(options: RunOptions, *, model: BundleModel | None = None, metrics: RunMetrics | None = None,
+                   capture_factory=None) -> Pipeline:
+    set_cpu_threads(options.threads)
+    model = model or load_bundle(options.bundle, backend=options.backend, precision=options.precision,
+                                 threads=options.threads, device=options.device, cache_dir=options.engine_cache)
+    source = open_source(options.source, SourceOptions(realtime=options.realtime, loop=options.loop,
+                                                       capture_factory=capture_factory))
+    metrics = metrics or RunMetrics()
+    context = SinkContext(fps=source.fps or 30.0, labels=tuple(model.labels), task=model.task,
+                          stats=metrics.report)
+    sinks = []
+    try:
+        for uri in options.sinks:
+            sinks.append(open_sink(uri, context))
+    except Exception:
+        for sink in sinks:
+            sink.close()
+        raise
+    post = make_postprocessor(model.task, model.spec, model.labels, PostConfig(ema=options.ema))
+    tracker = RegionTracker(roi=options.roi, pick=options.region, redetect_every=options.redetect_every)
+    config = PipelineConfig(max_frames=options.max_frames, crop=model.spec.crop is Crop.SCAN_REGION
+                            or options.roi is not None, max_backend_errors=options.max_backend_errors)
+    return Pipeline(source, model, post, tracker, sinks, config, metrics=metrics)

@@ -1,0 +1,85 @@
+"""PyTorch eager, fp32: the baseline that every exported artifact is measured against.
+
+``path`` is a *model directory* (``config.json`` + ``model.safetensors``), not an artifact:
+torch runs the weights the export started from. A bundle folder (or any file inside one) is
+accepted too and stands for the model directory it was exported from, its manifest's
+``source.model_dir`` (as written, else relative to the bundle); when that directory is not on
+this machine the load fails saying to pass the model directory instead.
+
+torch is imported inside ``load`` only, so registering this backend keeps the runtime
+torch-free; ``available()`` is true where torch is installed. ``threads`` calls
+``torch.set_num_threads``, which is process-wide: one torch session per process. ``device``
+``CPU`` runs on the CPU, ``GPU`` (or ``cuda``) on the first CUDA device.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from usfm_edge.errors import UsfmEdgeError
+from usfm_edge.runtime.backends.base import Backend, Session, register_backend
+from usfm_edge.spec import CONFIG_FILE
+
+MANIFEST = "manifest.json"  # the bundle's; read directly so resolving a path needs no schema check
+
+
+def model_dir_for(path: str | Path) -> Path:
+    """The model directory ``path`` names: itself, or the source of the bundle it is (or is in)."""
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return path
+    bundle = path if path.is_dir() else path.parent
+    manifest_path = bundle / MANIFEST
+    if not manifest_path.is_file():
+        raise UsfmEdgeError(f"{path}: neither a model directory ({CONFIG_FILE}) nor a bundle ({MANIFEST}); "
+                            "the torch backend loads a model directory")
+    source = (json.loads(manifest_path.read_text()).get("source") or {}).get("model_dir")
+    if not source:
+        raise UsfmEdgeError(f"{manifest_path}: names no source model directory; the torch backend needs one, "
+                            "pass the model directory instead of the bundle")
+    for candidate in (Path(source), bundle / source):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise UsfmEdgeError(f"{bundle}: its source model directory {source} is not on this machine; the torch backend "
+                        "runs the fp32 model directory, pass its path instead of the bundle")
+
+
+class TorchSession(Session):
+    def __init__(self, model, device) -> None:
+        self.model, self.device, self.precision = model, device, "fp32"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
+        return out.float().cpu().numpy()
+
+
+@register_backend
+class TorchBackend(Backend):
+    name = "torch"
+    module = "torch"
+    suffixes = ()  # loads a model directory, not an artifact file
+    formats = ()  # so it never claims a bundle's artifact
+    precisions = ("fp32",)
+    loads_model_dir = True
+
+    @classmethod
+    def load(cls, path: str | Path, *, precision: str = "fp32", threads: int | None = None,
+             device: str = "CPU") -> Session:
+        if precision != "fp32":
+            raise UsfmEdgeError(f"the torch backend runs the model directory in fp32 eager only, not {precision}; "
+                                "export a bundle for other precisions")
+        model_dir = model_dir_for(path)
+        import torch
+
+        from usfm_edge.models import load_model_dir
+
+        if threads:
+            torch.set_num_threads(threads)
+        target = torch.device("cuda" if device.upper() in ("GPU", "CUDA") else "cpu")
+        return TorchSession(load_model_dir(model_dir).to(target), target)

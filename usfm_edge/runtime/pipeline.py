@@ -1,0 +1,342 @@
+"""The real-time loop: capture thread -> newest frame -> crop -> preprocess -> infer ->
+postprocess -> sink thread (overlay, write).
+
+Three threads, so no stage waits on a slower one: the capture thread reads as fast as the
+source delivers and keeps only the newest frame (live sources; older ones are dropped and
+counted); the inference thread (the caller's) always takes the newest; the sink thread draws
+and writes, behind a short queue that drops rather than blocks when a display or disk falls
+behind. Replays (files without ``--realtime``, ``phantom:?fps=0``) instead hand over every
+frame in order and the queues block: deterministic output, nothing dropped.
+
+Every stage is injected (source, model, postprocessor, tracker, sinks), so tests and
+benchmarks run the real loop with their own parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from usfm_edge.errors import InputError, UsfmEdgeError
+from usfm_edge.runtime.frame import Box, Frame, Result
+from usfm_edge.runtime.metrics import RunMetrics
+from usfm_edge.runtime.overlay import draw_result
+from usfm_edge.runtime.postprocess import Postprocessor
+from usfm_edge.runtime.sinks.base import Sink
+from usfm_edge.runtime.sources.base import FrameError, Source, SourceError
+
+log = logging.getLogger("usfm_edge.runtime")
+
+
+class BackendFailedError(UsfmEdgeError):
+    """The backend failed on too many frames in a row."""
+
+
+class InferenceModel(Protocol):
+    task: str
+
+    def preprocess(self, crops: list[np.ndarray]) -> np.ndarray: ...
+
+    def infer(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class Tracker(Protocol):
+    changes: int
+
+    def update(self, image: np.ndarray, source_regions: Sequence[Box] = ()) -> list[Box]: ...
+
+
+@dataclass
+class PipelineConfig:
+    max_frames: int | None = None  # stop after this many processed frames
+    crop: bool = True  # crop to the scan region (the bundle's preprocess.crop says whether to)
+    max_backend_errors: int = 10  # consecutive failed frames before giving up
+    reconnect_backoff_s: tuple[float, float] = (0.25, 5.0)  # first and longest wait between reopen tries
+    max_reconnects: int | None = None  # per run; None: keep trying (a cart's cable comes back)
+    stall_timeout_s: float = 2.0  # no frame for this long counts a stall
+    sink_queue: int = 4  # results waiting for the sink thread
+
+
+class NewestFrame:
+    """A one-frame mailbox (live: a new frame replaces an unread one, counted as stale) or a
+    short FIFO (replay: the writer waits)."""
+
+    def __init__(self, *, keep_all: bool, metrics: RunMetrics, stop: threading.Event) -> None:
+        self.keep_all, self.metrics, self.stop = keep_all, metrics, stop
+        self._fifo: queue.Queue[Frame | None] = queue.Queue(maxsize=2)
+        self._frame: Frame | None = None
+        self._ended = False
+        self._cond = threading.Condition()
+
+    def put(self, frame: Frame) -> None:
+        if self.keep_all:
+            while not self.stop.is_set():
+                try:
+                    self._fifo.put(frame, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            return
+        with self._cond:
+            if self._frame is not None:
+                self.metrics.count("dropped_stale")
+            self._frame = frame
+            self._cond.notify()
+
+    def end(self) -> None:
+        if self.keep_all:
+            while True:  # the reader may be gone already; never block forever
+                try:
+                    self._fifo.put(None, timeout=0.1)
+                    return
+                except queue.Full:
+                    if self.stop.is_set():
+                        return
+        with self._cond:
+            self._ended = True
+            self._cond.notify()
+
+    def get(self, timeout: float) -> Frame | None | bool:
+        """The next frame; None at the end of the stream; False on timeout."""
+        if self.keep_all:
+            try:
+                return self._fifo.get(timeout=timeout)
+            except queue.Empty:
+                return False
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._frame is not None or self._ended, timeout):
+                return False
+            frame, self._frame = self._frame, None
+            return frame
+
+
+def check_frame(frame: Frame) -> None:
+    image = frame.image
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or min(image.shape[:2], default=0) < 8 \
+            or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise InputError(f"frame {frame.index}: shape {getattr(image, 'shape', None)} is not an image")
+    if image.dtype not in (np.uint8, np.uint16):
+        if not np.issubdtype(image.dtype, np.floating) or not np.isfinite(image).all():
+            raise InputError(f"frame {frame.index}: dtype {image.dtype} with non-finite values")
+
+
+class Pipeline:
+    def __init__(self, source: Source, model: InferenceModel, postprocessor: Postprocessor, tracker: Tracker,
+                 sinks: list[Sink], config: PipelineConfig | None = None, *,
+                 metrics: RunMetrics | None = None,
+                 on_result: Callable[[Result], None] | None = None) -> None:
+        self.source, self.model, self.post, self.tracker = source, model, postprocessor, tracker
+        self.sinks, self.config = sinks, config or PipelineConfig()
+        self.metrics = metrics or RunMetrics()
+        self.on_result = on_result
+        self.stop_event = threading.Event()
+        self.replay = not source.live
+        self.failure: BaseException | None = None
+        self._results: queue.Queue[Result | None] = queue.Queue(
+            maxsize=self.config.sink_queue if not self.replay else max(2, self.config.sink_queue))
+        self._slot = NewestFrame(keep_all=self.replay, metrics=self.metrics, stop=self.stop_event)
+        self._last_index: int | None = None
+        self._processed = 0
+
+    def stop(self) -> None:
+        """Ask the loop to finish (signal handlers call this); files are finalised on the way out."""
+        self.stop_event.set()
+
+    # ------------------------------------------------------------------ capture thread
+
+    def _capture(self) -> None:
+        backoff = self.config.reconnect_backoff_s[0]
+        reconnects = 0
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    frame = self.source.read()
+                except FrameError as exc:
+                    self.metrics.count("skipped_corrupt")
+                    log.debug("skipped: %s", exc)
+                    continue
+                except SourceError as exc:
+                    if not self.source.reconnects or (self.config.max_reconnects is not None
+                                                      and reconnects >= self.config.max_reconnects):
+                        self.failure = exc
+                        return
+                    reconnects += 1
+                    self.metrics.count("reconnects")
+                    log.warning("%s; reconnecting in %.2f s", exc, backoff)
+                    self.source.close()
+                    self.stop_event.wait(backoff)
+                    backoff = min(backoff * 2, self.config.reconnect_backoff_s[1])
+                    try:
+                        self.source.open()
+                    except SourceError as again:  # still gone: the next read fails and waits longer
+                        log.warning("%s", again)
+                    continue
+                if frame is None:
+                    return
+                backoff = self.config.reconnect_backoff_s[0]
+                self.metrics.frame_in(frame.captured)
+                if self._last_index is not None and frame.index > self._last_index + 1:
+                    self.metrics.count("dropped_source", frame.index - self._last_index - 1)
+                self._last_index = frame.index
+                self._slot.put(frame)
+        except BaseException as exc:  # a bug in a source must end the run, not hang it
+            self.failure = exc
+        finally:
+            self._slot.end()
+
+    # ------------------------------------------------------------------ sink thread
+
+    def _sink_loop(self) -> None:
+        draw = any(s.needs_overlay for s in self.sinks)
+        while True:
+            result = self._results.get()
+            if result is None:
+                return
+            t0 = time.perf_counter()
+            try:
+                if draw:
+                    result.overlay = draw_result(result.frame.image, result.boxes, result.outputs)
+            except Exception as exc:  # one bad frame must not end the sink thread (and block the loop)
+                self.metrics.count("overlay_errors")
+                log.warning("overlay of frame %d: %s", result.frame.index, exc)
+                continue
+            t1 = time.perf_counter()
+            for sink in self.sinks:
+                try:
+                    sink.write(result)
+                except Exception as exc:  # a full disk must not stop the cart's inference
+                    self.metrics.count(f"sink_errors_{sink.scheme}")
+                    log.warning("sink %s: %s", sink.scheme, exc)
+            t2 = time.perf_counter()
+            self.metrics.time("overlay", (t1 - t0) * 1000.0)
+            self.metrics.time("sink", (t2 - t1) * 1000.0)
+            self.metrics.time("capture_to_sink", (time.monotonic() - result.frame.captured) * 1000.0)
+
+    def _emit(self, result: Result) -> None:
+        if self.replay:
+            self._results.put(result)
+            return
+        try:
+            self._results.put_nowait(result)
+        except queue.Full:  # the sink is behind: drop its oldest result, keep the newest
+            try:
+                self._results.get_nowait()
+                self.metrics.count("dropped_sink")
+            except queue.Empty:
+                pass
+            self._results.put_nowait(result)
+
+    # ------------------------------------------------------------------ inference (caller's thread)
+
+    def _process(self, frame: Frame) -> Result:
+        times: dict[str, float] = {}
+        t = time.perf_counter()
+        image = frame.image
+        if self.config.crop:
+            boxes = self.tracker.update(image, frame.regions)
+        else:
+            boxes = [(0, 0, image.shape[1], image.shape[0])]
+        if self.tracker.changes != getattr(self, "_changes_seen", 0):
+            self._changes_seen = self.tracker.changes
+            self.post.reset()  # the region moved: smoothed maps no longer line up
+        crops = [image[y:y + h, x:x + w] for x, y, w, h in boxes]
+        times["crop"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+        x = self.model.preprocess(crops)
+        times["preprocess"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+        out = self.model.infer(x)  # (B, ...) one row per region
+        times["infer"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
+        outputs = [self.post(out[i], crops[i].shape[:2], i) for i in range(len(crops))]
+        times["postprocess"] = (time.perf_counter() - t) * 1000.0
+        return Result(frame, boxes, outputs, None, times, (time.monotonic() - frame.captured) * 1000.0)
+
+    def run(self) -> dict[str, Any]:
+        """Run to the end of the source, ``max_frames``, ``stop()`` or a fatal error; returns
+        the report. Sinks are closed (files finalised) on every way out."""
+        capture = threading.Thread(target=self._capture, name="capture", daemon=True)
+        sink = threading.Thread(target=self._sink_loop, name="sink", daemon=True)
+        failures = 0
+        sink.start()
+        try:
+            self.source.open()
+            capture.start()
+            while not self.stop_event.is_set():
+                if self.config.max_frames is not None and self._processed >= self.config.max_frames:
+                    break
+                frame = self._slot.get(timeout=self.config.stall_timeout_s)
+                if frame is False:
+                    self.metrics.count("stalls")
+                    continue
+                if frame is None:
+                    break
+                self.metrics.time("frame_age_at_pickup", (time.monotonic() - frame.captured) * 1000.0)
+                try:
+                    check_frame(frame)
+                except InputError as exc:
+                    self.metrics.count("skipped_corrupt")
+                    log.debug("skipped: %s", exc)
+                    continue
+                try:
+                    result = self._process(frame)
+                except Exception as exc:
+                    failures += 1
+                    self.metrics.count("backend_errors")
+                    log.warning("frame %d failed: %s", frame.index, exc)
+                    if failures >= self.config.max_backend_errors:
+                        raise BackendFailedError(f"inference failed on {failures} frames in a row; last error: "
+                                                 f"{exc}") from exc
+                    continue
+                failures = 0
+                self._processed += 1
+                for stage, ms in result.times_ms.items():
+                    self.metrics.time(stage, ms)
+                self.metrics.time("capture_to_result", result.latency_ms)
+                self.metrics.frame_out()
+                if self.on_result is not None:
+                    self.on_result(result)
+                self._emit(result)
+        finally:
+            self.stop_event.set()
+            self._results.put(None) if self.replay else self._put_end()
+            sink.join()
+            for s in self.sinks:
+                s.close()
+            self.source.close()
+            if capture.is_alive():
+                capture.join(timeout=2.0)
+        if self.failure is not None and not isinstance(self.failure, SourceError):
+            raise self.failure
+        if isinstance(self.failure, SourceError) and self._processed == 0:
+            raise self.failure
+        return self.report()
+
+    def _put_end(self) -> None:
+        while True:
+            try:
+                self._results.put_nowait(None)
+                return
+            except queue.Full:
+                try:
+                    self._results.get_nowait()
+                except queue.Empty:
+                    pass
+
+    def report(self) -> dict[str, Any]:
+        extra = {"region_changes": getattr(self.tracker, "changes", 0), "source": self.source.describe(),
+                 "sinks": [s.describe() for s in self.sinks]}
+        if self.failure is not None:
+            extra["source_error"] = str(self.failure)
+        return self.metrics.report(**extra)
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Cap OpenCV's own thread pool too, so ``--threads`` caps the whole runtime."""
+    if threads:
+        cv2.setNumThreads(max(1, threads))

@@ -1,0 +1,52 @@
+"""``window:``: an OpenCV window with a HUD. Asked for explicitly; fails with a clear message
+where the OpenCV build (pip's headless wheel) or the machine (no display) cannot show one."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import cv2
+
+from usfm_edge.errors import DependencyError, InputError
+from usfm_edge.runtime.frame import Result
+from usfm_edge.runtime.overlay import draw_hud
+from usfm_edge.runtime.sinks.base import Sink, SinkContext, register_sink
+
+
+def can_show_windows() -> str | None:
+    """None when a window can be shown here, else why not."""
+    gui = next((line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
+                if line.strip().startswith("GUI:")), "NONE")
+    if gui.upper() == "NONE":
+        return ("this OpenCV build has no GUI (opencv-python-headless); pip install opencv-python in its place, "
+                "or use --sink http:127.0.0.1:8080 and a browser")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display here ($DISPLAY is not set); use --sink http:127.0.0.1:8080 or a video: sink"
+    return None
+
+
+class WindowSink(Sink):
+    scheme = "window"
+
+    def __init__(self, title: str, context: SinkContext) -> None:
+        problem = can_show_windows()
+        if problem:
+            raise (DependencyError if "OpenCV" in problem else InputError)(f"window sink: {problem}")
+        self.title, self.context = title or "usfm-edge", context
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+
+    def write(self, result: Result) -> None:
+        image = result.overlay.copy()
+        stats = self.context.stats() if self.context.stats else {}
+        draw_hud(image, stats.get("fps_out", 0.0), result.latency_ms, stats.get("dropped", {}).get("total", 0))
+        cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.waitKey(1)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+
+
+@register_sink("window")
+def _window(target: str, params: dict[str, str], context: SinkContext) -> Sink:
+    return WindowSink(target, context)

@@ -1,0 +1,135 @@
+"""The source interface and its registry.
+
+A source is named by a URI, ``scheme:target?key=value&...``: ``v4l2:/dev/video0?width=1920``,
+``gst:videotestsrc ! appsink``, ``phantom:?fps=30``, ``rtsp://host/stream``, or a plain path
+(a video, a DICOM file, an image folder), recognised by what it is.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from usfm_edge.errors import InputError, UsfmEdgeError
+from usfm_edge.runtime.frame import Frame
+
+
+class SourceError(UsfmEdgeError):
+    """The source failed to deliver (unplugged, stalled, stream ended unexpectedly). Devices
+    and streams are reopened with back-off; files fail at once."""
+
+
+class FrameError(UsfmEdgeError):
+    """One frame could not be decoded; the pipeline skips it (counted) and reads on."""
+
+
+@dataclass
+class SourceOptions:
+    """What the command line can say about any source."""
+
+    realtime: bool = False  # pace file sources at their frame rate (newest-frame policy then applies)
+    loop: bool = False  # restart a file source at its end (soak tests, kiosk demos)
+    capture_factory: Callable[..., Any] | None = None  # opens capture devices; tests inject a fake
+    extra: dict[str, str] = field(default_factory=dict)  # URI query parameters
+
+
+class Source(ABC):
+    """Frames from somewhere. ``read`` blocks until the next frame; None is the end of stream."""
+
+    scheme: str = ""
+    live: bool = False  # frames arrive at their own pace and are lost if not taken
+    reconnects: bool = False  # after a SourceError, close and reopen it (with back-off) instead of stopping
+    fps: float | None = None
+
+    def open(self) -> None:  # noqa: B027  (optional hook)
+        """Acquire the device or file; called again after a failure to reconnect."""
+
+    @abstractmethod
+    def read(self) -> Frame | None:
+        """The next frame, or None at the end of the stream. Raises ``SourceError``."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release the device or file."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"scheme": self.scheme, "live": self.live, "fps": self.fps}
+
+    def __enter__(self) -> Source:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+SourceFactory = Callable[[str, dict[str, str], SourceOptions], Source]
+_SOURCES: dict[str, SourceFactory] = {}
+_PATH_RULES: list[tuple[Callable[[Path], bool], str]] = []
+
+
+def register_source(*schemes: str, path_rule: Callable[[Path], bool] | None = None):
+    """Register a factory ``(target, params, options) -> Source`` for URI ``schemes``;
+    ``path_rule`` claims plain paths (``clip.mp4``) for the first scheme."""
+
+    def decorator(factory: SourceFactory) -> SourceFactory:
+        for scheme in schemes:
+            _SOURCES[scheme] = factory
+        if path_rule is not None:
+            _PATH_RULES.append((path_rule, schemes[0]))
+        return factory
+
+    return decorator
+
+
+def list_sources() -> list[str]:
+    return sorted(_SOURCES)
+
+
+def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
+    """``scheme:target?k=v`` -> (scheme, target, params). A plain path gets the scheme of the
+    first path rule that claims it. Network URLs keep their whole text as the target."""
+    head, sep, rest = uri.partition(":")
+    if sep and head in _SOURCES and not (len(head) == 1 and rest.startswith("\\")):
+        if head in ("rtsp", "rtsps", "http", "https"):
+            return head, uri, {}
+        if head == "gst":  # a pipeline string: '?' and '&' are GStreamer syntax, not a query
+            return head, rest, {}
+        target, _, query = rest.partition("?")
+        return head, target, dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    path = Path(uri)
+    if not path.exists():
+        raise InputError(f"source {uri!r}: no such file or folder, and not a known scheme "
+                         f"({', '.join(s + ':' for s in list_sources())})")
+    for rule, scheme in _PATH_RULES:
+        if rule(path):
+            return scheme, uri, {}
+    raise InputError(f"source {uri}: not a video, DICOM file or image folder usfm-edge can read")
+
+
+def open_source(uri: str, options: SourceOptions | None = None) -> Source:
+    """Build (not yet open) the source named by ``uri``."""
+    options = options or SourceOptions()
+    scheme, target, params = parse_uri(uri)
+    return _SOURCES[scheme](target, {**params, **options.extra}, options)
+
+
+def int_param(params: dict[str, str], key: str, default: int | None = None) -> int | None:
+    return _typed(params, key, default, int)
+
+
+def float_param(params: dict[str, str], key: str, default: float | None = None) -> float | None:
+    return _typed(params, key, default, float)
+
+
+def _typed(params: dict[str, str], key: str, default, kind):
+    if key not in params or params[key] == "":
+        return default
+    try:
+        return kind(params[key])
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise InputError(f"source parameter {key}={params[key]!r} is not {what}") from None

@@ -1,0 +1,185 @@
+"""Replay sources: a video file, a DICOM cine, an image folder.
+
+By default every frame is delivered in order, as fast as the pipeline takes them, so a replay
+is deterministic (golden tests, offline analysis). ``realtime`` paces them at the file's frame
+rate; the pipeline then treats them like a live source and keeps only the newest frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from usfm_edge.data.dicom import is_dicom_file, read_dicom
+from usfm_edge.data.images import IMAGE_SUFFIXES, read_image
+from usfm_edge.data.video import VIDEO_SUFFIXES
+from usfm_edge.errors import InputError
+from usfm_edge.runtime.frame import Box, Frame
+from usfm_edge.runtime.sources.base import (FrameError, Source, SourceError, SourceOptions, float_param,
+                                            register_source)
+
+DEFAULT_FPS = 30.0  # for image folders and files that do not state a rate
+
+
+class FileSource(Source):
+    """Frames from a file, delivered in order; subclasses yield (image, time_ms)."""
+
+    def __init__(self, path: str | Path, options: SourceOptions, fps: float | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"source {self.path}: no such file or folder")
+        self.options, self.fps = options, fps
+        self.live = options.realtime
+        self._iter: Iterator[tuple[np.ndarray, float | None]] | None = None
+        self._index, self._t0, self._loop_ms = 0, 0.0, 0.0
+
+    def _frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+        raise NotImplementedError
+
+    @property
+    def regions(self) -> tuple[Box, ...]:
+        return ()
+
+    def open(self) -> None:
+        self._iter, self._t0 = self._frames(), time.monotonic()
+
+    def read(self) -> Frame | None:
+        if self._iter is None:
+            self.open()
+        item = next(self._iter, None)
+        if item is None and self.options.loop and self._index:
+            self._loop_ms = (self._index / (self.fps or DEFAULT_FPS)) * 1000.0
+            self._iter = self._frames()
+            item = next(self._iter, None)
+        if item is None:
+            return None
+        image, time_ms = item
+        if isinstance(image, Exception):  # an unreadable file in a folder: skip it, counted
+            self._index += 1
+            raise FrameError(str(image))
+        stamp = (time_ms if time_ms is not None else self._index * 1000.0 / (self.fps or DEFAULT_FPS))
+        if self.options.realtime:  # wait until the frame's time on the file's clock
+            delay = self._t0 + (stamp + (self._loop_ms if self.options.loop else 0.0)) / 1000.0 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        frame = Frame(image, self._index, time.monotonic(), stamp, self.regions)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._iter = None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "path": str(self.path)}
+
+
+class VideoSource(FileSource):
+    scheme = "video"
+
+    def __init__(self, path: str | Path, options: SourceOptions, fps: float | None = None) -> None:
+        super().__init__(path, options, fps)
+        if self.fps is None:  # known before open, so a video sink can be set to the same rate
+            probe = cv2.VideoCapture(str(self.path))
+            rate = probe.get(cv2.CAP_PROP_FPS) if probe.isOpened() else 0.0
+            probe.release()
+            self.fps = rate if 0 < rate < 1000 else None
+
+    def open(self) -> None:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise InputError(f"{self.path}: OpenCV cannot open this video (corrupt, or a codec this OpenCV "
+                             "build lacks); re-encode it to H.264 MP4 or MJPEG AVI")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = self.fps or (fps if 0 < fps < 1000 else DEFAULT_FPS)
+        self._capture = capture
+        super().open()
+
+    def _frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+        capture = self._capture
+        if self._index:  # looping: rewind
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        decoded = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                if decoded == 0 and self._index == 0:
+                    raise SourceError(f"{self.path}: no frame could be decoded; the file is corrupt or empty")
+                return
+            decoded += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+
+    def close(self) -> None:
+        capture = getattr(self, "_capture", None)
+        if capture is not None:
+            capture.release()
+        super().close()
+
+
+class DicomSource(FileSource):
+    """A DICOM cine: frame times and ultrasound regions come from the file."""
+
+    scheme = "dicom"
+
+    def __init__(self, path: str | Path, options: SourceOptions, fps: float | None = None) -> None:
+        super().__init__(path, options, fps)
+        self.cine = read_dicom(self.path)  # decodes once: cines are small, replays are repeated
+        self.fps = fps or self.cine.fps or DEFAULT_FPS
+        self._regions = tuple(r.box for r in self.cine.tissue_regions)
+
+    @property
+    def regions(self) -> tuple[Box, ...]:
+        return self._regions
+
+    def _frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+        times = self.cine.frame_times_ms
+        for i, image in enumerate(self.cine.frames):
+            yield image, (float(times[i]) if i < len(times) else None)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "frames": len(self.cine.frames), "regions": [list(b) for b in self._regions]}
+
+
+class ImageFolderSource(FileSource):
+    """Every image under a folder, in sorted path order (recursive)."""
+
+    scheme = "images"
+
+    def __init__(self, path: str | Path, options: SourceOptions, fps: float | None = None) -> None:
+        super().__init__(path, options, fps or DEFAULT_FPS)
+        self.files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise InputError(f"source {self.path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+
+    def _frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+        for file in self.files:
+            try:
+                yield read_image(file), None
+            except InputError as exc:
+                yield exc, None
+
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _is_dicom(path: Path) -> bool:
+    return path.is_file() and (path.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(path))
+
+
+@register_source("video", path_rule=_is_video)
+def _video(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+    return VideoSource(target, options, float_param(params, "fps"))
+
+
+@register_source("dicom", path_rule=_is_dicom)
+def _dicom(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+    return DicomSource(target, options, float_param(params, "fps"))
+
+
+@register_source("images", path_rule=Path.is_dir)
+def _images(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+    return ImageFolderSource(target, options, float_param(params, "fps"))
