@@ -123,7 +123,7 @@ def test_dicom_cine_replays_every_frame_with_its_times(model, shared_data, tmp_p
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames_in"] == report["frames_out"] == 8 and report["dropped"]["total"] == 0
-    for stage in ("preprocess", "infer", "postprocess", "capture_to_result", "capture_to_sink"):
+    for stage in ("preprocess", "infer", "postprocess", "capture_to_output", "capture_to_sink"):
         assert {"p50_ms", "p95_ms", "p99_ms"} <= set(report["stages"][stage])
     assert report["fps_out"] > 0
     lines = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
@@ -541,3 +541,15 @@ def test_browser_page_loads_in_headless_chromium(bundle):
         pipeline.stop()
         thread.join(timeout=10)
     assert 'id="view"' in dom and "fps" in dom
+
+
+def test_pipeline_benchmark_reports_both_runs_per_source(bundle):
+    from usfm_edge.bench.pipeline import bench_pipeline, pipeline_table
+
+    result = bench_pipeline(bundle, sources=("phantom:?size=64&canvas=240x320&frames=2",), frames=20, warmup=2,
+                            fps=60.0)
+    (row,) = result["sources"]
+    assert row["bare"]["fps"] > 0 and row["throughput"]["fps"] > 0 and row["paced"]["p50_ms"] > 0
+    assert {"preprocess", "infer", "postprocess", "capture_to_sink"} <= set(row["throughput"]["stages"])
+    assert row["paced"]["p99_over_p50"] >= 1.0 and result["backend"] == "onnxruntime"
+    assert len(pipeline_table(result)) == 3

@@ -24,11 +24,14 @@ class Frame:
 
 @dataclass
 class Result:
-    """One processed frame: what sinks write. ``outputs`` has one entry per region."""
+    """One processed frame: what sinks write. The inference thread fills ``raw``; the sink
+    thread postprocesses it into ``outputs`` (one entry per region) and draws ``overlay``."""
 
     frame: Frame
     boxes: list[Box]
-    outputs: list[dict[str, Any]]  # per region: postprocessed output (mask, probabilities, image)
-    overlay: np.ndarray | None  # (H, W, 3) RGB uint8, the frame with the results drawn on it
+    raw: np.ndarray  # (regions, ...) the network's output, one row per region
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # per region: mask, probabilities or image
+    overlay: np.ndarray | None = None  # (H, W, 3) RGB uint8, the frame with the results drawn on it
     times_ms: dict[str, float] = field(default_factory=dict)  # per stage, this frame
-    latency_ms: float = 0.0  # capture -> result ready
+    latency_ms: float = 0.0  # capture -> network output ready
+    region_changed: bool = False  # the crop moved: temporal smoothing starts again

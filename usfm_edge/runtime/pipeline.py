@@ -1,11 +1,11 @@
 """The real-time loop: capture thread -> newest frame -> crop -> preprocess -> infer ->
-postprocess -> sink thread (overlay, write).
+sink thread (postprocess, overlay, write).
 
 Three threads, so no stage waits on a slower one: the capture thread reads as fast as the
 source delivers and keeps only the newest frame (live sources; older ones are dropped and
-counted); the inference thread (the caller's) always takes the newest; the sink thread draws
-and writes, behind a short queue that drops rather than blocks when a display or disk falls
-behind. Replays (files without ``--realtime``, ``phantom:?fps=0``) instead hand over every
+counted); the inference thread (the caller's) always takes the newest; the sink thread maps
+outputs back onto the frame, draws and writes, behind a short queue that drops rather than
+blocks when a display or disk falls behind. Replays (files without ``--realtime``, ``phantom:?fps=0``) instead hand over every
 frame in order and the queues block: deterministic output, nothing dropped.
 
 Every stage is injected (source, model, postprocessor, tracker, sinks), so tests and
@@ -133,6 +133,7 @@ class Pipeline:
                  sinks: list[Sink], config: PipelineConfig | None = None, *,
                  metrics: RunMetrics | None = None,
                  on_result: Callable[[Result], None] | None = None) -> None:
+        """``on_result`` is called on the sink thread with every postprocessed result."""
         self.source, self.model, self.post, self.tracker = source, model, postprocessor, tracker
         self.sinks, self.config = sinks, config or PipelineConfig()
         self.metrics = metrics or RunMetrics()
@@ -145,6 +146,7 @@ class Pipeline:
         self._slot = NewestFrame(keep_all=self.replay, metrics=self.metrics, stop=self.stop_event)
         self._last_index: int | None = None
         self._processed = 0
+        self._changes_seen = 0
 
     def stop(self) -> None:
         """Ask the loop to finish (signal handlers call this); files are finalised on the way out."""
@@ -202,23 +204,35 @@ class Pipeline:
                 return
             t0 = time.perf_counter()
             try:
+                self._postprocess(result)
+                t1 = time.perf_counter()
                 if draw:
                     result.overlay = draw_result(result.frame.image, result.boxes, result.outputs)
             except Exception as exc:  # one bad frame must not end the sink thread (and block the loop)
-                self.metrics.count("overlay_errors")
-                log.warning("overlay of frame %d: %s", result.frame.index, exc)
+                self.metrics.count("postprocess_errors")
+                log.warning("postprocessing frame %d: %s", result.frame.index, exc)
                 continue
-            t1 = time.perf_counter()
+            t2 = time.perf_counter()
             for sink in self.sinks:
                 try:
                     sink.write(result)
                 except Exception as exc:  # a full disk must not stop the cart's inference
                     self.metrics.count(f"sink_errors_{sink.scheme}")
                     log.warning("sink %s: %s", sink.scheme, exc)
-            t2 = time.perf_counter()
-            self.metrics.time("overlay", (t1 - t0) * 1000.0)
-            self.metrics.time("sink", (t2 - t1) * 1000.0)
+            t3 = time.perf_counter()
+            for stage, start, end in (("postprocess", t0, t1), ("overlay", t1, t2), ("sink", t2, t3)):
+                self.metrics.time(stage, (end - start) * 1000.0)
             self.metrics.time("capture_to_sink", (time.monotonic() - result.frame.captured) * 1000.0)
+            if self.on_result is not None:
+                self.on_result(result)
+
+    def _postprocess(self, result: Result) -> None:
+        """Raw outputs -> masks / probabilities / images on each region's grid. Here, on the
+        sink thread, so mapping maps back to a 1080p crop overlaps the next inference. Results
+        arrive in order, which the temporal smoothing needs."""
+        if result.region_changed:
+            self.post.reset()  # the region moved: smoothed maps no longer line up
+        result.outputs = [self.post(result.raw[i], (h, w), i) for i, (_, _, w, h) in enumerate(result.boxes)]
 
     def _emit(self, result: Result) -> None:
         if self.replay:
@@ -244,18 +258,16 @@ class Pipeline:
             boxes = self.tracker.update(image, frame.regions)
         else:
             boxes = [(0, 0, image.shape[1], image.shape[0])]
-        if self.tracker.changes != getattr(self, "_changes_seen", 0):
-            self._changes_seen = self.tracker.changes
-            self.post.reset()  # the region moved: smoothed maps no longer line up
+        changed = self.tracker.changes != self._changes_seen
+        self._changes_seen = self.tracker.changes
         crops = [image[y:y + h, x:x + w] for x, y, w, h in boxes]
         times["crop"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
         x = self.model.preprocess(crops)
         times["preprocess"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
         out = self.model.infer(x)  # (B, ...) one row per region
-        times["infer"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
-        outputs = [self.post(out[i], crops[i].shape[:2], i) for i in range(len(crops))]
-        times["postprocess"] = (time.perf_counter() - t) * 1000.0
-        return Result(frame, boxes, outputs, None, times, (time.monotonic() - frame.captured) * 1000.0)
+        times["infer"] = (time.perf_counter() - t) * 1000.0
+        return Result(frame, boxes, out, times_ms=times, latency_ms=(time.monotonic() - frame.captured) * 1000.0,
+                      region_changed=changed)
 
     def run(self) -> dict[str, Any]:
         """Run to the end of the source, ``max_frames``, ``stop()`` or a fatal error; returns
@@ -297,10 +309,8 @@ class Pipeline:
                 self._processed += 1
                 for stage, ms in result.times_ms.items():
                     self.metrics.time(stage, ms)
-                self.metrics.time("capture_to_result", result.latency_ms)
+                self.metrics.time("capture_to_output", result.latency_ms)
                 self.metrics.frame_out()
-                if self.on_result is not None:
-                    self.on_result(result)
                 self._emit(result)
         finally:
             self.stop_event.set()
