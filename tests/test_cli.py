@@ -6,21 +6,14 @@ import json
 
 from click.testing import CliRunner
 
-from usfm_edge.cli import COMMANDS, PLANNED, cli
+from usfm_edge.cli import COMMANDS, cli
 
 
-def test_help_lists_every_stage_and_says_which_issue_brings_it():
+def test_help_lists_every_stage():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for name in [*COMMANDS, *PLANNED]:
+    for name in COMMANDS:
         assert name in result.output
-    assert "[not built yet: issue #8]" in result.output
-
-
-def test_planned_command_explains_and_fails():
-    result = CliRunner().invoke(cli, ["run", "bundle", "--source", "phantom:"])
-    assert result.exit_code == 3
-    assert "issue #8" in result.output
 
 
 def test_version():

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from usfm_edge.cli.lazy import LazyGroup
 
-# name -> (module:attribute, one-line help). Commands of stages not built yet point to the
-# issue that brings them.
+# name -> (module:attribute, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("usfm_edge.cli.doctor:doctor", "Report versions, backends, devices and install hints."),
     "models": ("usfm_edge.cli.models:models", "List registered encoders and heads."),
@@ -27,20 +26,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Write synthetic B-mode phantom datasets and cines with exact ground truth.",
     ),
     "run": ("usfm_edge.cli.run:run", "Stream frames through a bundle: crop, infer, overlay, record."),
+    "bench": ("usfm_edge.cli.bench:bench", "Latency and accuracy across backends on one bundle; --pipeline for the runtime."),
+    "demo": ("usfm_edge.cli.demo:demo", "The whole chain on the synthetic phantom, with a report."),
     "convert-checkpoint": (
         "usfm_edge.cli.convert:convert_checkpoint",
         "Convert a released .pth (e.g. USFM_latest.pth) into a model directory.",
     ),
 }
-PLANNED: dict[str, tuple[int, str]] = {
-    "bench": (9, "Latency and accuracy across backends on one bundle."),
-    "demo": (10, "The whole chain on the synthetic phantom, with a report."),
-}
-
 cli = LazyGroup(
     name="usfm-edge",
     commands=COMMANDS,
-    planned=PLANNED,
     help="Ultrasound foundation models from pretraining to real-time inference on carts and Jetsons.",
 )
 

@@ -15,37 +15,27 @@ class LazyGroup(click.Group):
         self,
         *,
         commands: dict[str, tuple[str, str]],
-        planned: dict[str, tuple[int, str]],
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self._lazy = commands
-        self._planned = planned
         self.params.append(click.Option(
             ["--version"], is_flag=True, expose_value=False, is_eager=True,
             callback=_print_version, help="Show the version and exit.",
         ))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self._lazy, *self._planned, *super().list_commands(ctx)})
+        return sorted({*self._lazy, *super().list_commands(ctx)})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self._lazy:
             module_name, attr = self._lazy[name][0].split(":")
             return getattr(importlib.import_module(module_name), attr)
-        if name in self._planned:
-            return _planned_command(name, *self._planned[name])
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the tables, so listing commands imports none of them.
-        rows = []
-        for name in self.list_commands(ctx):
-            if name in self._lazy:
-                rows.append((name, self._lazy[name][1]))
-            elif name in self._planned:
-                issue, text = self._planned[name]
-                rows.append((name, f"{text} [not built yet: issue #{issue}]"))
+        rows = [(name, self._lazy[name][1]) for name in self.list_commands(ctx) if name in self._lazy]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -61,17 +51,6 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     if value and not ctx.resilient_parsing:
         click.echo(f"usfm-edge {__version__}")
         ctx.exit()
-
-
-def _planned_command(name: str, issue: int, text: str) -> click.Command:
-    def callback(**_kwargs) -> None:
-        click.echo(f"usfm-edge {name}: not built yet; issue #{issue} brings it ({text})", err=True)
-        raise SystemExit(3)
-
-    return click.Command(
-        name, callback=callback, help=f"{text}\n\nNot built yet: issue #{issue} brings it.",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    )
 
 
 def run_standalone(command: click.Command, prog_name: str) -> None:
