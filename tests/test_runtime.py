@@ -553,3 +553,11 @@ def test_pipeline_benchmark_reports_both_runs_per_source(bundle):
     assert {"preprocess", "infer", "postprocess", "capture_to_sink"} <= set(row["throughput"]["stages"])
     assert row["paced"]["p99_over_p50"] >= 1.0 and result["backend"] == "onnxruntime"
     assert len(pipeline_table(result)) == 3
+
+
+def test_torch_baseline_runs_the_bundles_source_model(bundle, model):
+    pytest.importorskip("torch")
+    baseline = load_bundle(bundle, backend="torch")
+    x = model.preprocess([np.full((64, 64), 100, np.uint8)])
+    assert baseline.backend == "torch" and baseline.session.precision == "fp32"
+    np.testing.assert_allclose(baseline.infer(x), model.infer(x), atol=1e-4)

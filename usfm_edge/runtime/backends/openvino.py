@@ -43,6 +43,8 @@ class OpenVinoBackend(Backend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = core.compile_model(core.read_model(str(path)), device.upper(), config)
-        actual = str(compiled.get_property("INFERENCE_PRECISION_HINT")) if device.upper() == "CPU" else precision
-        return OvSession(compiled, {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(actual.lower(), precision)
-                         if precision != "int8" else "int8")
+        if precision == "int8" or device.upper() != "CPU":
+            return OvSession(compiled, precision)
+        # A Type object: its name (f32, bf16, f16) says what the CPU plugin will compute in.
+        actual = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        return OvSession(compiled, {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(actual, actual))

@@ -64,9 +64,19 @@ class TorchBackend(Backend):
     name = "torch"
     module = "torch"
     suffixes = ()  # loads a model directory, not an artifact file
-    formats = ()  # so it never claims a bundle's artifact
+    formats = ()
     precisions = ("fp32",)
     loads_model_dir = True
+
+    @classmethod
+    def can_run(cls, artifact: dict) -> bool:
+        """In a bundle, torch stands in for the fp32 ONNX: it runs the model it was exported from."""
+        return artifact["format"] == "onnx" and artifact["precision"] == "fp32"
+
+    @classmethod
+    def load_artifact(cls, bundle: Path, manifest: dict, artifact: dict, *, threads: int | None = None,
+                      device: str = "CPU", cache_dir: Path | None = None) -> Session:
+        return cls.load(bundle, precision="fp32", threads=threads, device=device)
 
     @classmethod
     def load(cls, path: str | Path, *, precision: str = "fp32", threads: int | None = None,

@@ -1,0 +1,99 @@
+"""``usfm-edge bench``: latency, memory, parity and the task metric of every backend x
+precision of one model, each cell in its own process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from usfm_edge.bench.runner import DEFAULT_BACKENDS, DEFAULT_PRECISIONS
+
+
+def _names(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@click.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--backends", default=",".join(DEFAULT_BACKENDS), show_default=True, callback=_names,
+              help="Comma-separated runtime backends; those not installed are listed as skipped.")
+@click.option("--precisions", default=",".join(DEFAULT_PRECISIONS), show_default=True, callback=_names,
+              help="Comma-separated precisions; cells the bundle cannot provide are listed as skipped.")
+@click.option("--threads", type=int, help="Threads for every backend (ONNX Runtime intra-op, OpenVINO "
+              "INFERENCE_NUM_THREADS, torch.set_num_threads). Default: each backend's own.")
+@click.option("--warmup", default=5, show_default=True, help="Untimed runs before timing.")
+@click.option("--iters", default=50, show_default=True, help="Timed runs at batch 1.")
+@click.option("--batch-size", default=1, show_default=True, help="Also time batches of B frames (ceil(iters/B) runs).")
+@click.option("--val", type=click.Path(path_type=Path), help="Dataset root (validation split): the task metric "
+              "(Dice, balanced accuracy, PSNR) of every cell on these frames.")
+@click.option("--val-limit", default=200, show_default=True, help="At most this many validation frames.")
+@click.option("--calib", type=click.Path(path_type=Path), help="Model-directory TARGET: int8 calibration frames "
+              "(required for int8 cells).")
+@click.option("--calib-limit", default=300, show_default=True, help="At most this many calibration frames.")
+@click.option("--work", type=click.Path(path_type=Path), help="Model-directory TARGET: where the exported variants "
+              "are kept and reused (default: NAME_bundles/ next to --json, else a temporary folder).")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--vendor/--no-vendor", "vendor_tools", default=True, show_default=True,
+              help="Also run benchmark_app (OpenVINO) and trtexec (TensorRT) where installed; report our p50 / theirs.")
+@click.option("--pipeline", is_flag=True, help="Instead: the whole runtime (capture, crop, preprocess, infer, "
+              "postprocess, overlay, sink) against its backend bare, on the bundle TARGET; --iters frames per run.")
+@click.option("--source", "sources", multiple=True, help="--pipeline: frame source URI(s) (default: phantom frames "
+              "on a 1080x1920 and a 480x640 scanner screen).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the result document here.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a latency plot (PNG) here.")
+def bench(target: Path, backends: list[str], precisions: list[str], threads: int | None, warmup: int, iters: int,
+          batch_size: int, val: Path | None, val_limit: int, calib: Path | None, calib_limit: int, work: Path | None,
+          device: str, vendor_tools: bool, pipeline: bool, sources: tuple[str, ...], json_path: Path | None,
+          plot_path: Path | None) -> None:
+    """Benchmark TARGET, a deployment bundle or a model directory, on every backend x
+    precision: load time, p50/p90/p99 latency, throughput, peak memory, parity against the
+    fp32 reference and the task metric on --val.
+
+    A model directory is exported first (one bundle per backend x precision, under --work;
+    int8 needs --calib). The parity reference is the fp32 torch model when the model
+    directory is at hand (TARGET, or the bundle's source), else the bundle's model.onnx on
+    ONNX Runtime fp32."""
+    import shutil
+
+    from rich.console import Console
+
+    from usfm_edge.bench import plot, run_bench, table, write_json
+
+    if pipeline:
+        _pipeline(target, backends=backends, threads=threads, frames=iters, warmup=warmup, sources=sources,
+                  json_path=json_path, plot_path=plot_path)
+        return
+    if work is None and json_path is not None and (target / "config.json").is_file():
+        work = json_path.with_name(f"{json_path.stem}_bundles")
+    result = run_bench(target, backends=backends, precisions=precisions, threads=threads, warmup=warmup, iters=iters,
+                       batch_size=batch_size, val=val, val_limit=val_limit, calib=calib, calib_limit=calib_limit,
+                       work=work, device=device.upper(), vendor_tools=vendor_tools,
+                       progress=lambda msg: click.echo(msg, err=True))
+    Console(width=shutil.get_terminal_size((180, 40)).columns).print(table(result))
+    if json_path is not None:
+        click.echo(f"wrote {write_json(result, json_path)}")
+    if plot_path is not None:
+        click.echo(f"wrote {plot(result, plot_path)}")
+
+
+def _pipeline(bundle: Path, *, backends: list[str], threads: int | None, frames: int, warmup: int,
+              sources: tuple[str, ...], json_path: Path | None, plot_path: Path | None) -> None:
+    """``--pipeline``: ``usfm_edge.bench.pipeline`` (issue #9 part 2) on one backend, or the
+    runtime's automatic choice when --backends names several."""
+    from usfm_edge.bench import write_json
+    from usfm_edge.bench.pipeline import DEFAULT_SOURCES, bench_pipeline, pipeline_table
+
+    if plot_path is not None:
+        raise click.UsageError("--plot draws the backend x precision cells; it has no --pipeline plot")
+    result = bench_pipeline(bundle, sources=sources or DEFAULT_SOURCES, backend=backends[0] if len(backends) == 1
+                            else "auto", threads=threads, frames=frames, warmup=warmup)
+    click.echo("\n".join(pipeline_table(result)))
+    if json_path is not None:
+        click.echo(f"wrote {write_json(result, json_path)}")
+
+
+if __name__ == "__main__":
+    from usfm_edge.cli.lazy import run_standalone
+
+    run_standalone(bench, "usfm-edge bench")
