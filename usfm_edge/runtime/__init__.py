@@ -1,7 +1,7 @@
-"""Real-time pipeline: sources, scan-region crop, inference, overlay. Issue #8 builds it.
+"""Real-time pipeline: sources, scan-region crop, inference, overlay (``usfm-edge run``).
 
 Must never import torch or training code: a cart runs it with the core install alone (a test
-enforces this).
+enforces this). ``runtime.app.build_pipeline`` assembles the stages from names.
 """
 
 from usfm_edge.preprocess import preprocess_frame
