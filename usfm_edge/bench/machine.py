@@ -12,7 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-LIBRARIES = ("usfm-edge", "torch", "onnxruntime", "openvino", "nncf", "tensorrt", "numpy", "opencv-python-headless")
+LIBRARIES = ("usfm-edge", "torch", "timm", "onnxruntime", "openvino", "nncf", "tensorrt", "numpy",
+             "opencv-python-headless")
 # CPU flags that select kernels: AVX-512 VNNI / AVX-VNNI for int8, AVX512_BF16 / AMX for bf16.
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_vp2intersect", "amx_bf16", "amx_int8",
          "avx512_fp16", "asimddp")

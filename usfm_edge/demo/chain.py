@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from usfm_edge.bench.machine import describe
 from usfm_edge.data.images import read_image
 from usfm_edge.data.layouts import SEG_SPLITS
 from usfm_edge.demo import latency, report, stages
@@ -104,7 +105,7 @@ def _run(paths: Paths, plan: DemoPlan, *, threads: int, progress: bool, console)
     start = time.perf_counter()
     summary: dict[str, Any] = {"schema": "usfm-edge/demo", "schema_version": 1, "mode": plan.name,
                                "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                               "plan": plan.to_dict(), "threads": threads, "machine": report.machine()}
+                               "plan": plan.to_dict(), "threads": threads, "machine": describe()}
 
     with clock.stage(STAGES[0], f"{plan.seg_frames} labelled {plan.organ} + {plan.pretrain_frames} unlabelled"):
         summary["data"] = stages.make_data(plan, paths, progress=progress)

@@ -9,7 +9,6 @@ import json
 import shutil
 from pathlib import Path
 from string import Template
-from typing import Any
 
 import numpy as np
 
@@ -26,27 +25,6 @@ SECTIONS = {  # id -> heading, in page order
 }
 GIF_FRAME_MS = 100
 RED = (230, 40, 40)
-
-
-def machine() -> dict[str, Any]:
-    """CPU, cores and library versions, as the benchmarks record them."""
-    try:
-        from usfm_edge.bench.machine import describe
-    except ImportError:  # the bench package (issue #9) is not there: the essentials
-        import importlib.metadata as md
-        import os
-        import platform
-
-        versions = {}
-        for lib in ("usfm-edge", "torch", "onnxruntime", "openvino", "nncf", "numpy", "opencv-python-headless"):
-            try:
-                versions[lib] = md.version(lib)
-            except md.PackageNotFoundError:
-                continue
-        return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
-                "python": platform.python_version(), "libraries": versions}
-    return describe()
 
 
 # --------------------------------------------------------------------------- assets
