@@ -12,12 +12,11 @@ Torch-free, like the runtime it measures.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
+from usfm_edge.bench.cell import latency_stats, timed
 from usfm_edge.runtime.app import RunOptions, build_pipeline
 from usfm_edge.runtime.model import load_bundle
 from usfm_edge.runtime.region import RegionTracker
@@ -41,15 +40,8 @@ def bare_backend(model, source: str, *, iters: int, warmup: int) -> dict[str, fl
     src.close()
     boxes = RegionTracker().update(frame.image, frame.regions)
     x = model.preprocess([frame.image[y:y + h, bx:bx + w] for bx, y, w, h in boxes])
-    for _ in range(warmup):
-        model.infer(x)
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        model.infer(x)
-        times.append((time.perf_counter() - t) * 1000.0)
-    p50, p99 = np.percentile(times, [50, 99])
-    return {"fps": 1000.0 / float(np.mean(times)), "p50_ms": float(p50), "p99_ms": float(p99)}
+    timed(model.infer, x, warmup)
+    return latency_stats(timed(model.infer, x, iters), batch=1)
 
 
 def _stages(report: dict) -> dict[str, dict]:
@@ -88,6 +80,7 @@ def pipeline_table(result: dict[str, Any]) -> list[str]:
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["sources"]:
         rows.append(f"| `{r['source']}` | {r['bare']['fps']:.1f} | {r['throughput']['fps']:.1f} | "
-                    f"{100 * r['throughput']['of_bare']:.0f} % | {r['paced']['p50_ms']:.2f} | {r['paced']['p99_ms']:.2f} | "
+                    f"{100 * r['throughput']['of_bare']:.0f} % | {r['paced']['p50_ms']:.2f} | "
+                    f"{r['paced']['p99_ms']:.2f} | "
                     f"{r['paced']['p99_over_p50']:.2f} | {r['paced']['dropped']['total']} |")
     return rows

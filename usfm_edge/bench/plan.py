@@ -162,28 +162,41 @@ def _model_dir_cell(cell: Cell, model_dir: Path | None, why_missing: str) -> Cel
     return cell
 
 
-def plan_bundle(target: Target, backends: list[str], precisions: list[str]) -> list[Cell]:
-    cells = []
-    have = ", ".join(f"{a['file']} ({a.get('backend')}, {a['precision']})" for a in target.manifest["artifacts"])
+def _triage(backends: list[str], precisions: list[str], model_dir: Path | None,
+            why_missing: str) -> list[tuple[Cell, type[Backend] | None]]:
+    """Every backend x precision cell in order, with the backend that still needs an artifact
+    for it, or None when the cell is already settled (skipped here, or a backend that runs
+    the model directory)."""
+    triaged: list[tuple[Cell, type[Backend] | None]] = []
     for name in backends:
         for precision in precisions:
             cell = Cell(name, precision)
             backend, reason = _usable(name, precision)
             if backend is None:
-                cells.append(cell.skip(reason))
-                continue
-            if loads_model_dir(backend):
-                source = (target.manifest.get("source") or {}).get("model_dir")
-                cells.append(_model_dir_cell(cell, target.model_dir, f"the bundle's source model directory {source} "
-                                             "is not on this machine; give the model directory as TARGET"))
-                continue
-            artifact = bundle_artifact(target.manifest, backend, precision)
-            if artifact is None:
-                cells.append(cell.skip(f"the bundle has no {name} {precision} artifact (it has: {have}); export one "
-                                       f"or give the model directory as TARGET"))
-                continue
-            cell.bundle, cell.artifact = target.path, artifact["file"]
+                triaged.append((cell.skip(reason), None))
+            elif loads_model_dir(backend):
+                triaged.append((_model_dir_cell(cell, model_dir, why_missing), None))
+            else:
+                triaged.append((cell, backend))
+    return triaged
+
+
+def plan_bundle(target: Target, backends: list[str], precisions: list[str]) -> list[Cell]:
+    cells = []
+    have = ", ".join(f"{a['file']} ({a.get('backend')}, {a['precision']})" for a in target.manifest["artifacts"])
+    source = (target.manifest.get("source") or {}).get("model_dir")
+    for cell, backend in _triage(backends, precisions, target.model_dir, f"the bundle's source model directory "
+                                 f"{source} is not on this machine; give the model directory as TARGET"):
+        if backend is None:
             cells.append(cell)
+            continue
+        artifact = bundle_artifact(target.manifest, backend, cell.precision)
+        if artifact is None:
+            cells.append(cell.skip(f"the bundle has no {cell.backend} {cell.precision} artifact (it has: {have}); "
+                                   f"export one or give the model directory as TARGET"))
+            continue
+        cell.bundle, cell.artifact = target.path, artifact["file"]
+        cells.append(cell)
     return cells
 
 
@@ -194,23 +207,17 @@ def plan_model_dir(target: Target, backends: list[str], precisions: list[str], *
 
     cells: list[Cell] = []
     exports: list[Cell] = []
-    for name in backends:
-        for precision in precisions:
-            cell = Cell(name, precision)
-            backend, reason = _usable(name, precision)
-            if backend is None:
-                cells.append(cell.skip(reason))
-                continue
-            if loads_model_dir(backend):
-                cells.append(_model_dir_cell(cell, target.path, ""))
-                continue
-            try:
-                get_target(name, precision)
-            except UsfmEdgeError as exc:
-                cells.append(cell.skip(str(exc)))
-                continue
+    for cell, backend in _triage(backends, precisions, target.path, ""):
+        if backend is None:
             cells.append(cell)
-            exports.append(cell)
+            continue
+        try:
+            get_target(cell.backend, cell.precision)
+        except UsfmEdgeError as exc:
+            cells.append(cell.skip(str(exc)))
+            continue
+        cells.append(cell)
+        exports.append(cell)
     if calib is None and any(c.precision == "int8" for c in exports):
         raise InputError(f"int8 cells quantize {target.path} and need --calib DIR (a few hundred frames like those the "
                          "model will see); pass --calib, or leave int8 out of --precisions")
