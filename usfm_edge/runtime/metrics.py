@@ -80,11 +80,6 @@ class RunMetrics:
             return (self._rate(self.counts["frames_in"], self._first_in, self._last_in),
                     self._rate(self.counts["frames_out"], self._first_out, self._last_out))
 
-    def latest_p50(self, stage: str) -> float:
-        with self._lock:
-            times = self.stages.get(stage)
-            return float(np.median(np.fromiter(times.recent, float))) if times and times.recent else 0.0
-
     def report(self, **extra: Any) -> dict[str, Any]:
         fps_in, fps_out = self.fps()
         with self._lock:

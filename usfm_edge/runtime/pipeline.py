@@ -5,8 +5,9 @@ Three threads, so no stage waits on a slower one: the capture thread reads as fa
 source delivers and keeps only the newest frame (live sources; older ones are dropped and
 counted); the inference thread (the caller's) always takes the newest; the sink thread maps
 outputs back onto the frame, draws and writes, behind a short queue that drops rather than
-blocks when a display or disk falls behind. Replays (files without ``--realtime``, ``phantom:?fps=0``) instead hand over every
-frame in order and the queues block: deterministic output, nothing dropped.
+blocks when a display or disk falls behind. Replays (files without ``--realtime``,
+``phantom:?fps=0``) instead hand over every frame in order and the queues block:
+deterministic output, nothing dropped.
 
 Every stage is injected (source, model, postprocessor, tracker, sinks), so tests and
 benchmarks run the real loop with their own parts.
