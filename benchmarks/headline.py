@@ -180,10 +180,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"headline_{args.tag}_{args.img_size}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    untrained = any(row["weights"] == "untrained" for row in rows)
+    untrained = sorted({row["role"] for row in rows if row["weights"] == "untrained"})
     lines = [f"Teacher vs INT8 student, {args.img_size}x{args.img_size} gray, batch 1, {args.threads} threads, "
              f"{args.iters} iters x {args.rounds} rounds, {machine['cpu']}, {result['date']}"
-             + ("; UNTRAINED weights: speed only, no Dice" if untrained else ""), ""]
+             + (f"; UNTRAINED {' and '.join(untrained)} weights: speed only, no Dice" if untrained else ""), ""]
     lines += table(rows)
     if best is not None:
         head = result["headline"]

@@ -46,6 +46,22 @@ def test_every_cpu_target_and_precision(model_and_data, tmp_path, target, precis
     assert any("golden pair ok" in line for line in verify_bundle(bundle))
 
 
+def test_an_encoder_exports_gated_on_parity_alone(model_and_data, tmp_path):
+    from usfm_edge.models import build_task_model, make_config, save_model_dir
+
+    model_dir, data = model_and_data
+    encoder = build_task_model(make_config("usfm_vit_t16", "features", img_size=64, model_args={"depth": 1}))
+    save_model_dir(encoder, tmp_path / "encoder")
+    with pytest.raises(UsfmEdgeError, match="'features' model with no task metric"):
+        export_bundle(tmp_path / "encoder", target="onnxruntime", precision="fp32", out=tmp_path / "x", val=data)
+    bundle = export_bundle(tmp_path / "encoder", target="openvino", precision="int8", out=tmp_path / "b", calib=data,
+                           calib_limit=16)
+    manifest = read_manifest(bundle)
+    assert manifest["task"] == "features" and manifest["validation"]["metric"] is None
+    assert manifest["validation"]["parity"][manifest["artifacts"][0]["file"]]["max_rel"] < TOLERANCE["int8"]
+    assert any("golden pair ok" in line for line in verify_bundle(bundle))
+
+
 def test_invalid_pair_is_an_error_listing_valid_ones(model_and_data, tmp_path):
     model_dir, _ = model_and_data
     result = CliRunner().invoke(cli, ["export", str(model_dir), "--target", "onnxruntime", "--precision", "fp16",
@@ -161,7 +177,8 @@ def test_distill_then_export_the_student(model_and_data, tmp_path):
     for i, image in enumerate(sorted((data / "test_set" / "image").iterdir())[:4]):
         Image.open(image).save(unlabeled / f"{i}.png")
     run = run_distill(DistillConfig(teacher=str(teacher), student="usfm_vit_t16", student_args={"depth": 1},
-                                    data=str(data), unlabeled=str(unlabeled), out=str(tmp_path / "d"), epochs=2),
+                                    data=str(data), unlabeled=str(unlabeled), out=str(tmp_path / "d"), epochs=2,
+                                    precision="bf16"),  # the fp32 path runs in the demo tests
                       progress=False)
     report = json.loads((run / "distill_report.json").read_text())
     assert report["metric"] == "dice" and 0 <= report["student"] <= 1

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from usfm_edge.cli import cli
+from usfm_edge.errors import SchemaError
 from usfm_edge.models import build_task_model, load_model_dir, make_config
 from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import FinetuneConfig
@@ -124,6 +125,21 @@ def test_resume_continues_the_same_curve(seg_root, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+
+
+def test_bf16_autocast_trains_fp32_weights(seg_root, tmp_path):
+    out = tmp_path / "bf16"
+    run_finetune(_config("seg", seg_root, out, epochs=1, precision="bf16"), progress=False)
+    state = torch.load(out / "state.pt", weights_only=True)["model"]
+    fp32 = tmp_path / "fp32"
+    run_finetune(_config("seg", seg_root, fp32, epochs=1), progress=False)
+    reference = torch.load(fp32 / "state.pt", weights_only=True)["model"]
+    # the weights stay fp32 (autocast changes the matmuls, not the parameters) and the steps differ
+    assert all(v.dtype == reference[k].dtype for k, v in state.items())
+    assert any(not torch.equal(v, reference[k]) for k, v in state.items() if v.is_floating_point())
+    assert json.loads((out / "eval.json").read_text())["mean"]["dice_mean"] > 0
+    with pytest.raises(SchemaError, match="precision 'int8'"):
+        _config("seg", seg_root, out, precision="int8")
 
 
 def test_label_fraction_is_stratified_and_recorded(seg_root, tmp_path):

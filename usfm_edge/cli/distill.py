@@ -24,17 +24,20 @@ from usfm_edge.cli.options import json_dict
 @click.option("--label-weight", default=1.0, show_default=True, help="Weight of the labelled task loss.")
 @click.option("--feature-weight", default=0.5, show_default=True, help="Weight of feature distillation (0: off).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Autocast precision (auto: bf16 on CUDA, fp32 on CPU).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--no-progress", is_flag=True)
 def distill(teacher, student, student_args, head, data, unlabeled, epochs, batch_size, lr, temperature, label_weight,
-            feature_weight, device, out, no_progress) -> None:
+            feature_weight, device, precision, out, no_progress) -> None:
     """Distill a fine-tuned teacher into a small student; writes RUN/model and
     RUN/distill_report.json (teacher vs student on the validation split, paired per case)."""
     from usfm_edge.train.distill import DistillConfig, run_distill
 
     cfg = DistillConfig(teacher=str(teacher), student=student, student_args=student_args, head=head, data=str(data), unlabeled=str(unlabeled) if unlabeled else None,
                         out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, temperature=temperature,
-                        label_weight=label_weight, feature_weight=feature_weight, device=device)
+                        label_weight=label_weight, feature_weight=feature_weight, device=device,
+                        precision=precision)
     run = run_distill(cfg, progress=not no_progress)
     report = json.loads((run / "distill_report.json").read_text())
     click.echo(f"{report['metric']}: teacher {report['teacher']:.4f}, student {report['student']:.4f}; "

@@ -40,6 +40,10 @@ def export_bundle(model_dir: str | Path, *, target: str, precision: str, out: st
         raise InputError("--precision int8 needs --calib DIR (a few hundred frames like those the model will see)")
     model = load_model_dir(model_dir)
     config, spec = model.config, model.config.preprocess
+    if val is not None and config.task.value not in gate.DEFAULT_MAX_DROP:
+        # an encoder's features have no task metric; the gate is output parity alone
+        raise InputError(f"{model_dir} is a {config.task.value!r} model with no task metric to gate on; "
+                         "export it without --val (parity against the fp32 source is still measured)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     num_classes = max(2, len(config.labels))
@@ -61,7 +65,7 @@ def export_bundle(model_dir: str | Path, *, target: str, precision: str, out: st
 
     source_score, source_cases = (gate.score(valset, reference, spec, num_classes=num_classes)
                                   if valset is not None else (None, []))
-    limit = gate.DEFAULT_MAX_DROP[config.task.value] if max_drop is None else max_drop
+    limit = gate.DEFAULT_MAX_DROP.get(config.task.value) if max_drop is None else max_drop
     attempts = []
     for level in range(target_cls.levels if precision == "int8" else 1):
         built = target_cls.build(precision, BuildContext(onnx_path, out, calibration, level=level,

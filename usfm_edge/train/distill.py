@@ -30,6 +30,7 @@ from usfm_edge.train.evaluate import evaluate, headline
 from usfm_edge.train.finetune import pick_device
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
+from usfm_edge.train.precision import autocast, check_precision
 from usfm_edge.train.progress import StepProgress
 
 
@@ -49,7 +50,11 @@ class DistillConfig:
     label_weight: float = 1.0
     feature_weight: float = 0.5
     device: str = "auto"
+    precision: str = "auto"  # autocast for teacher and student (see train.precision)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
 
 class UnlabeledFrames(Dataset):
@@ -87,6 +92,13 @@ def _deepest(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.encoder.forward_taps(x)[-1]
 
 
+def _outputs_and_deepest(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The task output and the deepest feature map from one encoder pass (``TaskModel.forward``
+    split in two), so feature distillation costs no second forward of either model."""
+    taps = model.encoder.forward_taps(x)
+    return model.head(taps, x), taps[-1]
+
+
 class DistillLoss(nn.Module):
     def __init__(self, task: str, task_loss: nn.Module, *, temperature: float, label_weight: float,
                  feature_weight: float, student_width: int, teacher_width: int) -> None:
@@ -112,12 +124,13 @@ class DistillLoss(nn.Module):
 
     def forward(self, student, teacher, x, target, labeled) -> torch.Tensor:
         with torch.no_grad():
-            t_out = teacher(x)
-            t_map = _deepest(teacher, x) if self.feature_weight else None
-        s_out = student(x)
+            t_out, t_map = _outputs_and_deepest(teacher, x)
+        s_out, s_map = _outputs_and_deepest(student, x)
+        # .float(): under bf16 autocast the losses still compare fp32 values
+        s_out, t_out = s_out.float(), t_out.float()
         loss = self.output_term(s_out, t_out)
         if self.feature_weight:
-            loss = loss + self.feature_weight * self.feature_term(_deepest(student, x), t_map)
+            loss = loss + self.feature_weight * self.feature_term(s_map.float(), t_map.float())
         if self.label_weight and labeled.any():
             loss = loss + self.label_weight * self.task_loss(s_out[labeled], target[labeled])
         return loss
@@ -161,7 +174,8 @@ def run_distill(cfg: DistillConfig, *, progress: bool = True) -> Path:
                                 generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
             for batch in loader:
                 x = batch["image"].to(device)
-                loss = loss_fn(student, teacher, x, batch["target"].to(device), batch["labeled"].to(device))
+                with autocast(cfg.precision, device):
+                    loss = loss_fn(student, teacher, x, batch["target"].to(device), batch["labeled"].to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -30,6 +30,7 @@ from usfm_edge.train.datasets import SupervisedDataset, load_split, strata
 from usfm_edge.train.evaluate import evaluate, headline, softmax, to_display
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
+from usfm_edge.train.precision import autocast
 from usfm_edge.train.progress import StepProgress
 from usfm_edge.train.state import load_state, save_state
 from usfm_edge.train.subsets import stratified_subset
@@ -77,7 +78,8 @@ def _sampler(cfg: FinetuneConfig, dataset: SupervisedDataset, epoch: int):
     return RandomSampler(dataset, generator=generator)
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, *, skip: int, on_step) -> None:
+def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, *, skip: int, on_step,
+                    precision: str = "fp32") -> None:
     """One pass; ``skip`` batches already done before a resume are drawn but not trained on,
     so the sampler's order, and so the curve, stays that of an uninterrupted run."""
     model.train()
@@ -86,7 +88,9 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, *, ski
             continue
         start = time.perf_counter()
         x, y = batch["image"].to(device), batch["target"].to(device)
-        loss = loss_fn(model(x), y)
+        with autocast(precision, device):
+            out = model(x)
+        loss = loss_fn(out.float(), y)
         if not torch.isfinite(loss):
             raise InputError(f"loss became {loss.item()} at batch {i}; lower --lr or check the data for NaN")
         optimizer.zero_grad(set_to_none=True)
@@ -163,7 +167,8 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
                         raise StopRequested
 
                 train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device,
-                                skip=position["batch"] if epoch == position["epoch"] else 0, on_step=on_step)
+                                skip=position["batch"] if epoch == position["epoch"] else 0, on_step=on_step,
+                                precision=cfg.precision)
                 result = evaluate(model, cfg.task, val_split, config.preprocess, device,
                                   batch_size=cfg.batch_size, num_classes=max(2, len(labels)))
                 score = headline(cfg.task, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from usfm_edge.errors import SchemaError
+from usfm_edge.train.precision import check_precision
 
 
 @dataclass
@@ -47,8 +48,7 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
             self.data = [self.data]
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise SchemaError(f"precision {self.precision!r}; use auto, fp32, bf16 or fp16")
+        check_precision(self.precision)
         if self.objective == "feature" and not self.teacher:
             raise SchemaError("the feature objective needs --teacher MODEL_DIR (a frozen model to regress)")
         if self.accum_steps < 1 or self.steps < 1 or self.batch_size < 1:

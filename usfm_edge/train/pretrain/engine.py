@@ -25,6 +25,7 @@ from usfm_edge.train.finetune import StopRequested, init_encoder
 from usfm_edge.train.optim import warmup_cosine
 from usfm_edge.train.pretrain.config import PretrainConfig
 from usfm_edge.train.pretrain.data import OrganBalancedSampler, PretrainDataset, collect_items
+from usfm_edge.train.precision import autocast_dtype
 from usfm_edge.train.pretrain.objectives import create_objective
 from usfm_edge.train.previews import save_png
 from usfm_edge.train.progress import StepProgress
@@ -57,12 +58,6 @@ def setup_distributed(device_name: str) -> Dist:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     return Dist(rank=dist.get_rank() if world > 1 else 0, world=world, device=device)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
