@@ -128,6 +128,7 @@ def test_jetson_bundle_carries_a_tensorrt_ready_model_and_its_build(model_and_da
     assert check_tensorrt_qdq(bundle / artifact["file"]) == []
     lines = verify_bundle(bundle)
     assert any("Q/DQ) rules" in line for line in lines) and any("model.onnx" in line and "ok" in line for line in lines)
+    assert any(line.startswith("model.trt.int8.onnx (onnxruntime, int8): golden pair ok") for line in lines)
     # ONNX Runtime's own int8 file (asymmetric uint8 activations) is what TensorRT refuses
     ort = export_bundle(model_dir, target="onnxruntime", precision="int8", out=tmp_path / "o", calib=data,
                         calib_limit=16)

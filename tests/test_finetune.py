@@ -142,6 +142,18 @@ def test_bf16_autocast_trains_fp32_weights(seg_root, tmp_path):
         _config("seg", seg_root, out, precision="int8")
 
 
+def test_finetune_recipes_load(seg_root):
+    from pathlib import Path
+
+    from usfm_edge.train.config import load_config
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes" / "finetune").glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        cfg = load_config(FinetuneConfig, recipe, data=str(seg_root))
+        assert cfg.task == "seg" and cfg.model == "usfm_vit_s16" and cfg.precision == "bf16"
+
+
 def test_label_fraction_is_stratified_and_recorded(seg_root, tmp_path):
     strata = ["a"] * 80 + ["b"] * 20
     subset = stratified_subset(strata, 0.2, seed=3)

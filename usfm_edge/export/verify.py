@@ -32,6 +32,11 @@ def verify_bundle(bundle: str | Path) -> list[str]:
             if problems:
                 raise SchemaError(f"{bundle / artifact['file']}: breaks TensorRT's Q/DQ rules: {problems[0]}")
             lines.append(f"{artifact['file']}: follows TensorRT's explicit-quantization (Q/DQ) rules")
+        if backend not in available_backends() and artifact["format"] == "onnx" \
+                and "onnxruntime" in available_backends():
+            # a TensorRT-bound ONNX (Q/DQ or fp32) runs in ONNX Runtime too, as the export gate ran it
+            lines.append(f"{artifact['file']}: {backend} not installed here; running the file in onnxruntime")
+            backend = "onnxruntime"
         if backend not in available_backends():
             lines.append(f"{artifact['file']}: backend {backend} not installed here; skipped")
             continue
