@@ -24,7 +24,7 @@ from usfm_edge.cli.options import json_dict
 @click.option("--label-weight", default=1.0, show_default=True, help="Weight of the labelled task loss.")
 @click.option("--feature-weight", default=0.5, show_default=True, help="Weight of feature distillation (0: off).")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="Autocast precision (auto: bf16 on CUDA, fp32 on CPU).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--no-progress", is_flag=True)

@@ -27,7 +27,7 @@ from usfm_edge.cli.options import json_dict, run_resumable
 @click.option("--device", help="auto, cpu or cuda.")
 @click.option("--seed", type=int)
 @click.option("--max-steps", type=int, help="Stop after this many steps now (state saved); continue with --resume.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
               help="Autocast precision (auto: bf16 on CUDA, fp32 on CPU; bf16 helps CPUs with AVX-512 BF16/AMX).")
 @click.option("--num-workers", type=int)
 @click.option("--config", "recipe", type=click.Path(path_type=Path), help="Recipe YAML; options given here win.")

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 
 from usfm_edge.errors import SchemaError
-from usfm_edge.train.precision import check_precision
+from usfm_edge.train.precision import UNSCALED, check_precision
 
 T = TypeVar("T")
 
@@ -44,7 +44,7 @@ class FinetuneConfig:
     augment: bool = True
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16; evaluation stays fp32
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; evaluation stays fp32
     seed: int = 0
     log_every: int = 5
     max_steps: int | None = None  # stop after this many steps in this session (state saved; --resume)
@@ -57,7 +57,7 @@ class FinetuneConfig:
             raise SchemaError(f"label_fraction {self.label_fraction}; give a fraction in (0, 1]")
         if self.img_size % 16:
             raise SchemaError(f"img_size {self.img_size} must be a multiple of 16 (the patch size)")
-        check_precision(self.precision)
+        check_precision(self.precision, UNSCALED)
 
 
 def load_config(cls: type[T], recipe: str | Path | None = None, **overrides: Any) -> T:

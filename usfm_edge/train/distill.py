@@ -30,7 +30,7 @@ from usfm_edge.train.evaluate import evaluate, headline
 from usfm_edge.train.finetune import pick_device
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
-from usfm_edge.train.precision import autocast, check_precision
+from usfm_edge.train.precision import UNSCALED, autocast, check_precision
 from usfm_edge.train.progress import StepProgress
 
 
@@ -54,7 +54,7 @@ class DistillConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
+        check_precision(self.precision, UNSCALED)
 
 
 class UnlabeledFrames(Dataset):

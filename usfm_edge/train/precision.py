@@ -13,11 +13,14 @@ import torch
 from usfm_edge.errors import SchemaError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# fp16 needs loss scaling, which only the pretraining loop does (its GradScaler state is part
+# of its checkpoints); fine-tuning and distillation take bf16, which needs none.
+UNSCALED = ("auto", "fp32", "bf16")
 
 
-def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise SchemaError(f"precision {precision!r}; use {', '.join(PRECISIONS)}")
+def check_precision(precision: str, allowed: tuple[str, ...] = PRECISIONS) -> None:
+    if precision not in allowed:
+        raise SchemaError(f"precision {precision!r}; use {', '.join(allowed)}")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
