@@ -22,7 +22,8 @@ import torch
 from benchmarks.machine import describe
 from usfm_edge.models import create_model
 from usfm_edge.spec import GRAY_MEAN, GRAY_STD
-from usfm_edge.train.pretrain.engine import autocast_dtype, param_groups, train_step
+from usfm_edge.train.precision import autocast_dtype
+from usfm_edge.train.pretrain.engine import param_groups, train_step
 from usfm_edge.train.pretrain.masking import block_mask
 from usfm_edge.train.pretrain.objectives import create_objective
 

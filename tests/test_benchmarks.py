@@ -50,6 +50,18 @@ def test_pretrain_throughput_benchmark(tmp_path):
     assert rows[1]["cost_vs_simmim"] > 0 and all(r["img_per_s"] > 0 for r in rows)
 
 
+def test_train_precision_benchmark(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_precision", "--models", "usfm_vit_t16:light_seg", "--img-size", "32",
+         "--batch-size", "2", "--steps", "2", "--rounds", "1", "--out", str(tmp_path)],
+        check=True, cwd=ROOT, capture_output=True, text=True,
+    )
+    rows = json.loads((tmp_path / "train_precision_cpu.json").read_text())["results"]
+    assert [(r["model"], r["head"]) for r in rows] == [("usfm_vit_t16", "light_seg")]
+    assert rows[0]["fp32_img_per_s"] > 0 and rows[0]["bf16_img_per_s"] > 0 and rows[0]["bf16_speedup"] > 0
+    assert "| usfm_vit_t16 | light_seg |" in (tmp_path / "train_precision_cpu.md").read_text()
+
+
 def test_phantom_stats_and_finetune_run(tmp_path):
     subprocess.run([sys.executable, "-m", "benchmarks.phantom_stats", "--seeds", "1", "--out", str(tmp_path)],
                    check=True, cwd=ROOT, capture_output=True)
