@@ -39,18 +39,20 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (bare, pipeline); medians reported")
     parser.add_argument("--tag", default="cpu")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle or build_bundle(Path(tmp), model=args.model, size=args.size)
         result = bench_pipeline(bundle, sources=DEFAULT_SOURCES, threads=args.threads, frames=args.frames,
-                                fps=args.fps)
+                                fps=args.fps, rounds=args.rounds)
     result.update(machine=describe(), date=dt.date.today().isoformat(),
                   model=f"{args.model} at {args.size} (untrained weights: speed only)" if not args.bundle else None)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"pipeline_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     header = (f"Pipeline vs bare backend: {result['backend']} {result['precision']} ({result['artifact']}), "
-              f"{args.threads} threads, {args.frames} frames, paced run at {args.fps:g} fps; {result['model'] or bundle}; "
+              f"{args.threads} threads, {args.frames} frames, paced run at {args.fps:g} fps, medians of {args.rounds} "
+              f"rounds; {result['model'] or bundle}; "
               f"{result['machine'].get('cpu', '')} ({result['date']})")
     rows = pipeline_table(result)
     stages = ["", "Stage p50 (ms) in the throughput run:", "",

@@ -56,3 +56,17 @@ def test_letterbox_keeps_aspect_with_black_bars():
 def test_bad_frames_raise_input_error(frame, message):
     with pytest.raises(InputError, match=message):
         preprocess_frame(frame, Preprocess())
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(90, 120), (90, 120, 3)])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("mode", [Resize.STRETCH, Resize.LETTERBOX])
+def test_integer_frames_scale_last_and_match_the_float_path(dtype, shape, channels, mode):
+    """Integer frames are converted and resized before the scaling to [0, 1] (all linear, so
+    the order only moves float rounding); the result is that of the float frame."""
+    frame = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+    spec = Preprocess.for_channels(channels, (32, 48), resize=mode)
+    as_float = frame.astype(np.float64) / np.iinfo(dtype).max
+    np.testing.assert_allclose(preprocess_frame(frame, spec), preprocess_frame(as_float.astype(np.float32), spec),
+                               atol=1e-5)

@@ -70,12 +70,13 @@ class Collect(Sink):
 # ---------------------------------------------------------------- replay and golden outputs
 
 
-def test_phantom_replay_matches_the_offline_reference(model):
+@pytest.mark.parametrize("prepare_thread", [False, True], ids=["inline", "prepare-thread"])
+def test_phantom_replay_matches_the_offline_reference(model, prepare_thread):
     """Every frame in order; each mask equals the one computed by hand from the same crop
     (preprocess -> model -> softmax -> back to the crop grid), and the crop is the image."""
     source = open_source(PHANTOM)
     sink = Collect()
-    report = _pipeline(model, source, [sink]).run()
+    report = _pipeline(model, source, [sink], prepare_thread=prepare_thread).run()
     assert report["frames_out"] == 4 and report["dropped"]["total"] == 0
     assert [r.frame.index for r in sink.results] == [0, 1, 2, 3]
     for result in sink.results:
@@ -175,13 +176,14 @@ def test_several_regions_give_one_result_each(model):
 # ---------------------------------------------------------------- faults, policy, soak
 
 
-def test_injected_faults_are_counted_and_survived(model):
+@pytest.mark.parametrize("prepare_thread", [False, True], ids=["inline", "prepare-thread"])
+def test_injected_faults_are_counted_and_survived(model, prepare_thread):
     faults = Faults(drop={2}, corrupt={4}, garbage={5, 6}, unplug={7}, stall={9: 0.3}, resize={11: (200, 260)})
     # A replay (every frame in order, so each fault lands) of a source that reconnects like a device.
     source = FaultySource(open_source("phantom:?fps=0&frames=4&size=64&canvas=240x320&loop=1"), faults)
     sink = Collect()
     report = _pipeline(model, source, [sink], max_frames=12, stall_timeout_s=0.1,
-                       reconnect_backoff_s=(0.01, 0.05)).run()
+                       reconnect_backoff_s=(0.01, 0.05), prepare_thread=prepare_thread).run()
     counts = report["counts"]
     assert report["frames_out"] == 12
     assert counts["skipped_corrupt"] == 3  # one decode failure, two frames that are not images
@@ -213,11 +215,28 @@ class Flaky:
         return self.model.infer(x)
 
 
-def test_backend_errors_are_counted_then_fatal_when_persistent(model):
-    report = _pipeline(Flaky(model, {2, 3}), open_source(PHANTOM), max_backend_errors=3).run()
+class FlakyPreprocess(Flaky):
+    def preprocess(self, crops):
+        self.calls += 1
+        if self.calls in self.fail:
+            raise ValueError("injected preprocessing failure")
+        return self.model.preprocess(crops)
+
+    def infer(self, x):
+        return self.model.infer(x)
+
+
+@pytest.mark.parametrize("flaky", [Flaky, FlakyPreprocess])
+@pytest.mark.parametrize("prepare_thread", [False, True], ids=["inline", "prepare-thread"])
+def test_backend_errors_are_counted_then_fatal_when_persistent(model, flaky, prepare_thread):
+    """A failing frame, in inference or in preprocessing (on the prepare thread or not), is
+    counted and skipped; failures in a row end the run with the last error."""
+    report = _pipeline(flaky(model, {2, 3}), open_source(PHANTOM), max_backend_errors=3,
+                       prepare_thread=prepare_thread).run()
     assert report["counts"]["backend_errors"] == 2 and report["frames_out"] == 2
-    with pytest.raises(BackendFailedError, match="3 frames in a row"):
-        _pipeline(Flaky(model, set(range(1, 100))), open_source(PHANTOM), max_backend_errors=3).run()
+    with pytest.raises(BackendFailedError, match="3 frames in a row; last error: injected"):
+        _pipeline(flaky(model, set(range(1, 100))), open_source(PHANTOM), max_backend_errors=3,
+                  prepare_thread=prepare_thread).run()
 
 
 class Slow:
@@ -235,11 +254,12 @@ class Slow:
         return self.model.infer(x)
 
 
-def test_live_source_keeps_only_the_newest_frame(model):
+@pytest.mark.parametrize("prepare_thread", [False, True], ids=["inline", "prepare-thread"])
+def test_live_source_keeps_only_the_newest_frame(model, prepare_thread):
     """A 200 fps source into a ~30 fps model: stale frames are dropped, and the frame taken
     is always fresh (it waited at most about one inference)."""
     source = open_source("phantom:?fps=200&frames=4&size=64&canvas=240x320")
-    report = _pipeline(Slow(model, 0.03), source, max_frames=15).run()
+    report = _pipeline(Slow(model, 0.03), source, max_frames=15, prepare_thread=prepare_thread).run()
     assert report["dropped"]["stale"] > 15
     assert report["stages"]["frame_age_at_pickup"]["p50_ms"] < 40
 
@@ -406,6 +426,23 @@ def test_openigtlink_images_from_a_local_server(model):
         server.stop()
     assert received is not None and received.image.shape == (96, 128)
     np.testing.assert_array_equal(received.image, image[0])
+
+
+def test_a_prepare_thread_only_where_inference_leaves_a_core(bundle):
+    import os
+
+    from usfm_edge.runtime.pipeline import spare_core
+
+    cores = len(os.sched_getaffinity(0))
+    assert not spare_core(None) and not spare_core(cores) and spare_core(1) == (cores > 1)
+    opencv_threads = cv2.getNumThreads()
+    try:
+        for threads in (None, 1):
+            pipeline = build_pipeline(RunOptions(bundle=bundle, source=PHANTOM, threads=threads, max_frames=2))
+            assert pipeline.config.prepare_thread == spare_core(threads)
+            assert pipeline.run()["frames_out"] == 2
+    finally:
+        cv2.setNumThreads(opencv_threads)  # --threads 1 capped OpenCV for the whole process
 
 
 # ---------------------------------------------------------------- sinks

@@ -40,12 +40,14 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str
               "postprocess, overlay, sink) against its backend bare, on the bundle TARGET; --iters frames per run.")
 @click.option("--source", "sources", multiple=True, help="--pipeline: frame source URI(s) (default: phantom frames "
               "on a 1080x1920 and a 480x640 scanner screen).")
+@click.option("--rounds", default=1, show_default=True, help="--pipeline: rounds of (bare, pipeline) per source; "
+              "figures are the rounds' medians.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the result document here.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a latency plot (PNG) here.")
 def bench(target: Path, backends: list[str], precisions: list[str], threads: int | None, warmup: int, iters: int,
           batch_size: int, val: Path | None, val_limit: int, calib: Path | None, calib_limit: int, work: Path | None,
-          device: str, vendor_tools: bool, pipeline: bool, sources: tuple[str, ...], json_path: Path | None,
-          plot_path: Path | None) -> None:
+          device: str, vendor_tools: bool, pipeline: bool, sources: tuple[str, ...], rounds: int,
+          json_path: Path | None, plot_path: Path | None) -> None:
     """Benchmark TARGET, a deployment bundle or a model directory, on every backend x
     precision: load time, p50/p90/p99 latency, throughput, peak memory, parity against the
     fp32 reference and the task metric on --val.
@@ -62,7 +64,7 @@ def bench(target: Path, backends: list[str], precisions: list[str], threads: int
 
     if pipeline:
         _pipeline(target, backends=backends, threads=threads, frames=iters, warmup=warmup, sources=sources,
-                  json_path=json_path, plot_path=plot_path)
+                  rounds=rounds, json_path=json_path, plot_path=plot_path)
         return
     if work is None and json_path is not None and (target / "config.json").is_file():
         work = json_path.with_name(f"{json_path.stem}_bundles")
@@ -78,7 +80,7 @@ def bench(target: Path, backends: list[str], precisions: list[str], threads: int
 
 
 def _pipeline(bundle: Path, *, backends: list[str], threads: int | None, frames: int, warmup: int,
-              sources: tuple[str, ...], json_path: Path | None, plot_path: Path | None) -> None:
+              sources: tuple[str, ...], rounds: int, json_path: Path | None, plot_path: Path | None) -> None:
     """``--pipeline``: ``usfm_edge.bench.pipeline`` (issue #9 part 2) on one backend, or the
     runtime's automatic choice when --backends names several."""
     from usfm_edge.bench import write_json
@@ -87,7 +89,7 @@ def _pipeline(bundle: Path, *, backends: list[str], threads: int | None, frames:
     if plot_path is not None:
         raise click.UsageError("--plot draws the backend x precision cells; it has no --pipeline plot")
     result = bench_pipeline(bundle, sources=sources or DEFAULT_SOURCES, backend=backends[0] if len(backends) == 1
-                            else "auto", threads=threads, frames=frames, warmup=warmup)
+                            else "auto", threads=threads, frames=frames, warmup=warmup, rounds=rounds)
     click.echo("\n".join(pipeline_table(result)))
     if json_path is not None:
         click.echo(f"wrote {write_json(result, json_path)}")

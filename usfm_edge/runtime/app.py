@@ -10,7 +10,7 @@ from usfm_edge.errors import InputError
 from usfm_edge.runtime.frame import Box
 from usfm_edge.runtime.metrics import RunMetrics
 from usfm_edge.runtime.model import BundleModel, load_bundle
-from usfm_edge.runtime.pipeline import Pipeline, PipelineConfig, set_cpu_threads
+from usfm_edge.runtime.pipeline import Pipeline, PipelineConfig, set_cpu_threads, spare_core
 from usfm_edge.runtime.postprocess import PostConfig, make_postprocessor
 from usfm_edge.runtime.region import RegionTracker
 from usfm_edge.runtime.sinks import SinkContext, open_sink
@@ -79,5 +79,6 @@ def build_pipeline(options: RunOptions, *, model: BundleModel | None = None, met
     post = make_postprocessor(model.task, model.spec, model.labels, PostConfig(ema=options.ema))
     tracker = RegionTracker(roi=options.roi, pick=options.region, redetect_every=options.redetect_every)
     config = PipelineConfig(max_frames=options.max_frames, crop=model.spec.crop is Crop.SCAN_REGION
-                            or options.roi is not None, max_backend_errors=options.max_backend_errors)
+                            or options.roi is not None, max_backend_errors=options.max_backend_errors,
+                            prepare_thread=spare_core(options.threads))
     return Pipeline(source, model, post, tracker, sinks, config, metrics=metrics)

@@ -66,13 +66,13 @@ class Segmentation(Postprocessor):
     def __call__(self, output: np.ndarray, crop_shape: tuple[int, int], region: int = 0) -> dict[str, Any]:
         # Smooth at network resolution (cheap), then map back to the crop: (K, h, w) -> (K, H, W).
         probs = self.smooth(region, softmax(output, axis=0))
-        probs = to_original_grid(probs, crop_shape, self.spec)
-        if probs.shape[0] == 2:
-            mask = (probs[1] >= self.config.threshold).astype(np.uint8)
+        classes = probs.shape[0]
+        if classes == 2:  # only the foreground map is needed: map back one channel, not two
+            mask = (to_original_grid(probs[1:], crop_shape, self.spec)[0] >= self.config.threshold).astype(np.uint8)
         else:
-            mask = probs.argmax(0).astype(np.uint8)
+            mask = to_original_grid(probs, crop_shape, self.spec).argmax(0).astype(np.uint8)
         areas = {self.labels[k] if k < len(self.labels) else str(k): int((mask == k).sum())
-                 for k in range(1, probs.shape[0])}
+                 for k in range(1, classes)}
         return {"mask": mask, "areas_px": areas}
 
 
