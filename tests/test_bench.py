@@ -99,10 +99,14 @@ def test_bench_pipeline_mode(tiny, tmp_path):
     _, bundle, _ = tiny
     result = CliRunner().invoke(bench, [str(bundle), "--pipeline", "--source", "phantom:?size=64&canvas=240x320&frames=2",
                                         "--backends", "openvino", "--threads", "1", "--iters", "8", "--warmup", "1",
-                                        "--json", str(tmp_path / "p.json")])
+                                        "--rounds", "2", "--json", str(tmp_path / "p.json")])
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "p.json").read_text())
     assert doc["backend"] == "openvino" and len(doc["sources"]) == 1 and "| source |" in result.output
+    (row,) = doc["sources"]
+    assert doc["rounds"] == 2 and len(row["rounds"]) == 2
+    ratios = sorted(r["of_bare"] for r in row["rounds"])
+    assert row["throughput"]["of_bare"] == pytest.approx(sum(ratios) / 2, abs=2e-3)  # the median of two
 
 
 def test_bench_model_directory_exports_then_measures(tiny, tmp_path):
