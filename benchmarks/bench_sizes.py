@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import tempfile
 import textwrap
@@ -40,6 +39,7 @@ from benchmarks.deploy_common import (
     r,
     untrained_model_dir,
 )
+from benchmarks.store import store
 from usfm_edge.bench import run_bench
 from usfm_edge.bench.machine import describe
 from usfm_edge.bench.report import label
@@ -161,9 +161,7 @@ def main() -> None:
         "peak": peaks, "results": rows,
         "gpu": {"device": gpu, "results": gpu_rows} if gpu else {"device": None, "note": "no GPU on this machine"},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"bench_sizes_{args.tag}_{args.img_size}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     head = (f"Size sweep, {args.img_size}x{args.img_size} gray, batch 1, {args.threads} threads, "
             f"{args.iters} iters x {args.rounds} rounds, "
             f"{machine['cpu']} ({', '.join(machine['cpu_flags'])}), {result['date']}; untrained weights (speed only)")
@@ -175,9 +173,8 @@ def main() -> None:
     lines += ["", "Not measured:"] + [f"- {s}" for s in skipped] if skipped else []
     lines += ["", "GPU: " + (gpu if gpu else "none on this machine; the same script fills this section on one")]
     lines += table(gpu_rows) if gpu_rows else []
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    store(stem, result, lines)
     plot(rows, stem.with_suffix(".png"), head)
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

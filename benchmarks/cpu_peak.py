@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.store import store
 from usfm_edge.bench.machine import describe
 
 
@@ -123,17 +124,14 @@ def main() -> None:
     args = parser.parse_args()
     rounds = [measure_peaks(size=args.size, threads=args.threads, reps=args.reps) for _ in range(args.rounds)]
     result = {"benchmark": "cpu_peak", "date": dt.date.today().isoformat(), "machine": describe(), **best_of(*rounds)}
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"cpu_peak_{args.tag}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Measured GEMM peak, {args.size}^3, {args.threads} threads, best of {args.reps} x {args.rounds} rounds, "
              f"{result['machine']['cpu']} ({result['date']})", "",
              "| precision | peak (GOPS) | by | every library (GOPS) |", "|---|---:|---|---|"]
     for kind, peak in result["peaks"].items():
         every = ", ".join(f"{k} {v}" for k, v in peak["libraries"].items())
         lines.append(f"| {kind} | {peak['peak_gops']} | {peak['by']} | {every} |")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    store(stem, result, lines)
 
 
 if __name__ == "__main__":

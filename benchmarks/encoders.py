@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.store import store
 from usfm_edge.models import create_model, list_models
 
 
@@ -62,15 +62,12 @@ def main() -> None:
                      "threads": args.threads, "warmup": args.warmup},
         "results": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"encoders_cpu_{args.img_size}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Torch eager fp32, batch 1, {args.img_size}x{args.img_size}x{args.in_chans}, "
              f"{args.threads} threads, {result['machine']['cpu']} ({result['date']})", "",
              "| encoder | params (M) | p50 (ms) | p90 (ms) |", "|---|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['params_m']} | {r['p50_ms']} | {r['p90_ms']} |" for r in rows]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    store(stem, result, lines)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import statistics
 import tempfile
 from pathlib import Path
 
 from benchmarks.deploy_common import calibration_folder, gpu_device, markdown, model_gmacs, r, untrained_model_dir
+from benchmarks.store import store
 from usfm_edge.bench import run_bench
 from usfm_edge.bench.machine import describe
 from usfm_edge.bench.report import label
@@ -177,9 +177,7 @@ def main() -> None:
         "results": rows,
         "gpu": {"device": gpu, "results": gpu_rows} if gpu else {"device": None, "note": "no GPU on this machine"},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"headline_{args.tag}_{args.img_size}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     untrained = sorted({row["role"] for row in rows if row["weights"] == "untrained"})
     lines = [f"Teacher vs INT8 student, {args.img_size}x{args.img_size} gray, batch 1, {args.threads} threads, "
              f"{args.iters} iters x {args.rounds} rounds, {machine['cpu']}, {result['date']}"
@@ -193,8 +191,7 @@ def main() -> None:
     lines += ["", "GPU: " + (gpu if gpu else "none on this machine; the same script fills this section on one")]
     if gpu_rows:
         lines += table(gpu_rows)
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    store(stem, result, lines)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 
 from benchmarks.machine import describe
+from benchmarks.store import store
 from usfm_edge.data.phantom import (
     RAYLEIGH_SNR, Geometry, LesionKind, PhantomConfig, autocorrelation_width, envelope_snr, render,
 )
@@ -90,16 +90,13 @@ def main() -> None:
     result = {"benchmark": "phantom_stats", "date": dt.date.today().isoformat(), "machine": describe(),
               "rayleigh_snr": RAYLEIGH_SNR, "speckle": speckle(seeds), "solidity_min_max": outlines(seeds),
               "render_ms_256": render_ms(max(3, args.seeds)), "psf_recovery": psf_recovery()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "phantom_stats.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Phantom statistics ({result['date']}, {args.seeds} seeds, envelope before log compression)", "",
              "| PSF sigma (px) | envelope SNR (Rayleigh 1.913) | grain FWHM (px) | PSF FWHM (px) |", "|---|---:|---|---|"]
     lines += [f"| {r['psf_sigma_px']} | {r['snr']} | {r['grain_fwhm_px']} | {r['psf_fwhm_px']} |"
               for r in result["speckle"]]
     lines += ["", f"Solidity min/max: {result['solidity_min_max']}; render ms (256x256): {result['render_ms_256']}; "
               f"PSF recovery: {result['psf_recovery']}"]
-    (args.out / "phantom_stats.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    store(args.out / "phantom_stats", result, lines)
 
 
 if __name__ == "__main__":

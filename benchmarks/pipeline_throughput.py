@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import tempfile
 from pathlib import Path
 
 from benchmarks.deploy_common import calibration_folder, untrained_model_dir
 from benchmarks.machine import describe
+from benchmarks.store import store
 from usfm_edge.bench.pipeline import DEFAULT_SOURCES, bench_pipeline, pipeline_table
 
 RESULTS = Path(__file__).parent / "results"
@@ -48,8 +48,6 @@ def main() -> None:
                                 fps=args.fps, rounds=args.rounds)
     result.update(machine=describe(), date=dt.date.today().isoformat(),
                   model=f"{args.model} at {args.size} (untrained weights: speed only)" if not args.bundle else None)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"pipeline_{args.tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     header = (f"Pipeline vs bare backend: {result['backend']} {result['precision']} ({result['artifact']}), "
               f"{args.threads} threads, {args.frames} frames, paced run at {args.fps:g} fps, medians of {args.rounds} "
               f"rounds; {result['model'] or bundle}; "
@@ -62,9 +60,7 @@ def main() -> None:
         stages.append(f"| `{r['source']}` | " + " | ".join(f"{s.get(k, {}).get('p50_ms', float('nan')):.2f}" for k in
                                                             ("crop", "preprocess", "infer", "postprocess", "overlay",
                                                              "sink")) + " |")
-    text = "\n".join([header, "", *rows, *stages]) + "\n"
-    (RESULTS / f"pipeline_{args.tag}.md").write_text(text)
-    print(text)
+    store(RESULTS / f"pipeline_{args.tag}", result, [header, "", *rows, *stages])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.store import store
 from usfm_edge.models import create_model
 from usfm_edge.spec import GRAY_MEAN, GRAY_STD
 from usfm_edge.train.precision import autocast_dtype
@@ -89,15 +89,12 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else describe()["cpu"]
     result = {"benchmark": "pretrain_throughput", "date": dt.date.today().isoformat(), "device": device_name,
               "machine": describe(), "settings": {k: v for k, v in vars(args).items() if k != "out"}, "results": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"pretrain_throughput_{args.tag}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Pretraining step throughput, {args.img_size} px, batch {args.batch_size}, {device_name} "
              f"({result['date']})", "", "| model | objective | step (s) | img/s | cost vs SimMIM |", "|---|---|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['objective']} | {r['step_s']} | {r['img_per_s']} | {r.get('cost_vs_simmim', '')} |"
               for r in rows]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    store(stem, result, lines)
 
 
 if __name__ == "__main__":

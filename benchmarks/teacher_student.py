@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.store import store
 from usfm_edge.data.layouts import load_segmentation
 from usfm_edge.export.manifest import pick_artifact, preprocess_of, read_manifest
 from usfm_edge.metrics.task_eval import segmentation_case
@@ -86,9 +86,7 @@ def main() -> None:
     result = {"benchmark": "teacher_student", "date": dt.date.today().isoformat(), "machine": describe(),
               "data": args.data, "split": args.split, "frames": len(split), "results": rows,
               "per_case": [{"name": n, **{k: round(v[i], 4) for k, v in cases.items()}} for i, n in enumerate(names)]}
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"teacher_student{('_' + args.tag) if args.tag else ''}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"{args.data} {args.split} split ({len(split)} frames), Dice on each frame's own grid ({result['date']})", "",
              "| model | architecture | runs in | precision | GMACs/frame | Dice | drop vs teacher (paired 95% CI) "
              "| worst frame | frames worse by > 0.01 |",
@@ -99,8 +97,7 @@ def main() -> None:
     lines.insert(4, f"| teacher | {rows[0]['architecture']} | torch | fp32 | {rows[0]['gmacs']} | {rows[0]['dice']} "
                     "| (reference) | | |")
     lines += ["", "Drop = teacher - model, per frame; a negative drop means the model is better than the teacher."]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    store(stem, result, lines)
 
 
 if __name__ == "__main__":

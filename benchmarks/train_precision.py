@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 from pathlib import Path
 
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.store import store
 from usfm_edge.models import build_task_model, make_config
 from usfm_edge.train.finetune import train_one_epoch
 from usfm_edge.train.losses import task_loss
@@ -65,15 +65,12 @@ def main() -> None:
     machine = describe()
     result = {"benchmark": "train_precision", "date": dt.date.today().isoformat(), "machine": machine,
               "settings": {k: str(v) for k, v in vars(args).items()}, "results": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train_precision_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Fine-tuning steps (segmentation, {args.img_size} px, batch {args.batch_size}), fp32 vs bf16 autocast, "
              f"{machine['cpu']}, {torch.get_num_threads()} threads ({result['date']})", "",
              "| model | head | fp32 img/s | bf16 img/s | bf16 speed-up |", "|---|---|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['head']} | {r['fp32_img_per_s']} | {r['bf16_img_per_s']} | {r['bf16_speedup']}x |"
               for r in rows]
-    (args.out / "train_precision_cpu.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    store(args.out / "train_precision_cpu", result, lines)
 
 
 if __name__ == "__main__":
