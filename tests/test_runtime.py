@@ -429,11 +429,9 @@ def test_openigtlink_images_from_a_local_server(model):
 
 
 def test_a_prepare_thread_only_where_inference_leaves_a_core(bundle):
-    import os
+    from usfm_edge.runtime.pipeline import spare_core, usable_cores
 
-    from usfm_edge.runtime.pipeline import spare_core
-
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     assert not spare_core(None) and not spare_core(cores) and spare_core(1) == (cores > 1)
     opencv_threads = cv2.getNumThreads()
     try:

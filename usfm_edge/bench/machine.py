@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from usfm_edge.runtime.pipeline import usable_cores
+
 LIBRARIES = ("usfm-edge", "torch", "timm", "onnxruntime", "openvino", "nncf", "tensorrt", "numpy",
              "opencv-python-headless")
 # CPU flags that select kernels: AVX-512 VNNI / AVX-VNNI for int8, AVX512_BF16 / AMX for bf16.
@@ -37,14 +39,6 @@ def cpu_flags() -> list[str]:
             present = set(line.split(":", 1)[1].split())
             return [f for f in FLAGS if f in present]
     return []
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (the affinity mask; a container's quota can be lower)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def gpu() -> str | None:

@@ -165,7 +165,9 @@ class Pipeline:
         self._results: queue.Queue[Result | None] = queue.Queue(
             maxsize=self.config.sink_queue if not self.replay else max(2, self.config.sink_queue))
         self._frames = Mailbox(keep_all=self.replay, metrics=self.metrics, stop=self.stop_event)
-        self._inputs = Mailbox(keep_all=self.replay, metrics=self.metrics, stop=self.stop_event)
+        # prepared inputs, when a prepare thread hands them over; else inference reads _frames
+        self._inputs = (Mailbox(keep_all=self.replay, metrics=self.metrics, stop=self.stop_event)
+                        if self.config.prepare_thread else None)
         self._last_index: int | None = None
         self._processed = 0
         self._changes_seen = 0
@@ -342,7 +344,7 @@ class Pipeline:
             capture.start()
             if self.config.prepare_thread:
                 prepare.start()
-            inputs = self._inputs if self.config.prepare_thread else self._frames
+            inputs = self._inputs or self._frames
             while not self.stop_event.is_set():
                 if self.config.max_frames is not None and self._processed >= self.config.max_frames:
                     break
@@ -407,10 +409,18 @@ class Pipeline:
         return self.metrics.report(**extra)
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask; a container's quota can be lower)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def spare_core(threads: int | None) -> bool:
     """Whether inference on ``threads`` threads (None: the backend's default, every core)
     leaves a core to this process for a prepare thread."""
-    return threads is not None and threads < len(os.sched_getaffinity(0))
+    return threads is not None and threads < usable_cores()
 
 
 def set_cpu_threads(threads: int | None) -> None:
