@@ -21,7 +21,7 @@ import torch
 from benchmarks.machine import describe
 from benchmarks.store import store
 from usfm_edge.models import create_model
-from usfm_edge.spec import GRAY_MEAN, GRAY_STD
+from usfm_edge.contracts import GRAY_MEAN, GRAY_STD
 from usfm_edge.train.precision import autocast_dtype
 from usfm_edge.train.pretrain.engine import param_groups, train_step
 from usfm_edge.train.pretrain.masking import block_mask

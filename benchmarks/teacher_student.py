@@ -19,12 +19,12 @@ import torch
 
 from benchmarks.machine import describe
 from benchmarks.store import store
+from usfm_edge.backends import get_backend
+from usfm_edge.contracts.manifest import read_verified
+from usfm_edge.contracts.prepare import prepare
 from usfm_edge.data.layouts import load_segmentation
-from usfm_edge.export.manifest import pick_artifact, preprocess_of, read_manifest
 from usfm_edge.metrics.task_eval import segmentation_case
 from usfm_edge.models import load_model_dir
-from usfm_edge.preprocess import preprocess_frame
-from usfm_edge.runtime.backends import get_backend
 from usfm_edge.train.distill import macs
 
 
@@ -32,8 +32,8 @@ def dice_per_case(run, split, spec) -> list[float]:
     scores = []
     for i in range(len(split)):
         image, mask = split.load(i)
-        out = run(preprocess_frame(image, spec))[0]
-        scores.append(segmentation_case(out, mask, spec, num_classes=len(split.labels))["dice"])
+        x, view = prepare(image, spec)
+        scores.append(segmentation_case(run(x)[0], mask, spec, view, num_classes=len(split.labels))["dice"])
     return scores
 
 
@@ -61,17 +61,16 @@ def main() -> None:
             rows.append({"model": role, "architecture": model.config.architecture, "backend": "torch",
                          "precision": "fp32", "gmacs": macs(model, spec)})
     for bundle in args.bundle:
-        manifest = read_manifest(bundle)
-        artifact = pick_artifact(manifest)
+        manifest = read_verified(bundle)
+        artifact = manifest.artifact()
         # a TensorRT artifact is an ONNX file: run it in ONNX Runtime, as the export gate did
-        backend = "onnxruntime" if artifact["backend"] == "tensorrt" else artifact["backend"]
-        session = get_backend(backend).load(
-            Path(bundle) / artifact["file"], precision=artifact["precision"])
-        name = f"student {artifact['target']} {artifact['precision']}"
-        cases[name] = dice_per_case(session.run, split, preprocess_of(manifest))
-        runs_in = backend if backend == artifact["backend"] else f"{backend} ({artifact['backend']} file)"
-        rows.append({"model": name, "architecture": manifest["source"]["architecture"], "backend": runs_in,
-                     "precision": artifact["precision"], "gmacs": rows[1]["gmacs"]})
+        backend = "onnxruntime" if artifact.backend == "tensorrt" else str(artifact.backend)
+        session = get_backend(backend).load(Path(bundle) / artifact.file, precision=artifact.precision)
+        name = f"student {artifact.target} {artifact.precision}"
+        cases[name] = dice_per_case(session.run, split, manifest.preprocess)
+        runs_in = backend if backend == artifact.backend else f"{backend} ({artifact.backend} file)"
+        rows.append({"model": name, "architecture": manifest.source["architecture"], "backend": runs_in,
+                     "precision": str(artifact.precision), "gmacs": rows[1]["gmacs"]})
     teacher = np.array(cases["teacher"])
     for row in rows:
         values = np.array(cases[row["model"]])

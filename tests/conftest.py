@@ -75,3 +75,21 @@ def model_and_data(tmp_path_factory):
     return root / "run" / "model", data
 
 
+
+
+@pytest.fixture(scope="session")
+def screen_model_and_data(tmp_path_factory):
+    """A segmentation model fine-tuned on whole scanner screens (UI chrome around a breast
+    phantom, masks on the screen's grid), as a cart's capture card delivers them, and its
+    dataset (screens.csv holds each image's box)."""
+    from usfm_edge.data.phantom import PhantomConfig
+    from usfm_edge.data.phantom_datasets import Screen, write_phantom_dataset
+    from usfm_edge.train.config import FinetuneConfig
+    from usfm_edge.train.finetune import run_finetune
+
+    root = tmp_path_factory.mktemp("screens")
+    data = write_phantom_dataset("seg", root / "data", n=48, config=PhantomConfig(size=(128, 128), organ="breast"),
+                                 screen=Screen(ui=True, canvas=(240, 320)))
+    run_finetune(FinetuneConfig(task="seg", data=str(data), out=str(root / "run"), model="usfm_vit_t16",
+                                model_args={"depth": 2}, img_size=96, epochs=8, lr=2e-3, previews=0), progress=False)
+    return root / "run" / "model", data

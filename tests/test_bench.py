@@ -147,7 +147,7 @@ def test_torch_backend_runs_the_model_directory(tiny, tmp_path):
 
     import numpy as np
 
-    from usfm_edge.runtime.backends import get_backend
+    from usfm_edge.backends import get_backend
 
     model_dir, bundle, _ = tiny
     torch_backend = get_backend("torch")
@@ -167,7 +167,7 @@ def test_torch_backend_runs_the_model_directory(tiny, tmp_path):
 
 
 def test_bench_imports_no_torch():
-    code = ("import sys, usfm_edge.bench, usfm_edge.cli.bench, usfm_edge.runtime.backends\n"
+    code = ("import sys, usfm_edge.bench, usfm_edge.cli.bench, usfm_edge.backends\n"
             "print(' '.join(m for m in ('torch', 'nncf', 'matplotlib') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip() == ""
 

@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from usfm_edge.backends.verify import verify_bundle
 from usfm_edge.cli import cli
-from usfm_edge.errors import SchemaError, UsfmEdgeError
+from usfm_edge.contracts.manifest import BundleManifest
+from usfm_edge.errors import IntegrityError, SchemaError, UsfmEdgeError
 from usfm_edge.export.exporter import ExportGateError, export_bundle
-from usfm_edge.export.manifest import read_manifest
 from usfm_edge.export.targets import target_table
-from usfm_edge.export.verify import verify_bundle
+
+
+def read_manifest(bundle) -> dict:
+    """The manifest as JSON, after the typed reader accepted it."""
+    BundleManifest.read(bundle)
+    return json.loads((bundle / "manifest.json").read_text())
 
 # TensorRT builds engines on the machine itself; it cannot be installed here (its own test below).
 PAIRS = [(t, p) for t, ps in target_table().items() for p in ps if t != "tensorrt"]
@@ -88,16 +94,26 @@ def test_tampered_artifact_is_refused(fp32_bundle):
     blob = bytearray((fp32_bundle / "model.onnx").read_bytes())
     blob[-10] ^= 0xFF
     (fp32_bundle / "model.onnx").write_bytes(bytes(blob))
-    with pytest.raises(SchemaError, match="sha256 differs"):
+    with pytest.raises(IntegrityError, match="sha256 differs"):
         verify_bundle(fp32_bundle)
     result = CliRunner().invoke(cli, ["bundle", "verify", str(fp32_bundle)])
     assert result.exit_code == 2 and "model.onnx: sha256 differs" in result.output
 
 
 @pytest.mark.parametrize("breakage, message", [
-    (lambda m: m.update(schema_version=2), "schema_version 2 is not supported"),
+    (lambda m: m.update(schema_version=3), "schema_version 3 is not read"),
+    (lambda m: m.update(schema_version=1), "schema_version 1 is not read .* re-export"),
     (lambda m: m.pop("preprocess"), "'preprocess' is a required property"),
     (lambda m: m["artifacts"][0].update(precision="int4"), "artifacts/0/precision"),
+    (lambda m: m["artifacts"][0].update(file="../outside.onnx"), "artifacts/0/file"),
+    (lambda m: m["io"]["input"].update(shape=["batch", 1, 32, 32]), "io.input.shape .* does not match"),
+    (lambda m: m["io"]["output"].update(shape=["batch", 3, 64, 64]), "does not fit a seg model with 2 labels"),
+    (lambda m: m.update(labels=["a", "b", "c"]), "does not fit a seg model with 3 labels"),
+    (lambda m: m["preprocess"].update(std=[0.0]), "preprocess/std"),
+    (lambda m: m.update(task="cls"), "does not fit a cls model"),
+    (lambda m: m["golden"]["input"].update(path="/etc/passwd"), "golden/input/path"),
+    (lambda m: m.update(artifacts=[]), "artifacts"),
+    (lambda m: m.update(extra=1), "Additional properties"),
 ])
 def test_wrong_schema_manifest_is_refused(fp32_bundle, breakage, message):
     path = fp32_bundle / "manifest.json"
@@ -114,7 +130,7 @@ def test_golden_pair_matches_the_source(fp32_bundle):
 
 
 def test_jetson_bundle_carries_a_tensorrt_ready_model_and_its_build(model_and_data, tmp_path):
-    from usfm_edge.export.qdq_rules import check_tensorrt_qdq
+    from usfm_edge.backends.qdq_rules import check_tensorrt_qdq
 
     model_dir, data = model_and_data
     bundle = export_bundle(model_dir, target="jetson", precision="int8", out=tmp_path / "j", calib=data, val=data,
@@ -146,7 +162,8 @@ def test_jetson_fp16_builds_with_fp16_flag(model_and_data, tmp_path):
 def test_tensorrt_code_imports_without_tensorrt_and_says_what_to_do(model_and_data, tmp_path):
     import importlib
 
-    for module in ("usfm_edge.export.jetson", "usfm_edge.export.targets.tensorrt"):
+    for module in ("usfm_edge.backends.tensorrt", "usfm_edge.backends.tensorrt_engine",
+                   "usfm_edge.export.targets.tensorrt"):
         importlib.import_module(module)
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here")
@@ -156,7 +173,7 @@ def test_tensorrt_code_imports_without_tensorrt_and_says_what_to_do(model_and_da
 
 
 def test_engine_cache_key_covers_device_library_model_and_flags():
-    from usfm_edge.export.jetson import engine_cache_key
+    from usfm_edge.backends.tensorrt_engine import engine_cache_key
 
     base = dict(gpu="Orin", compute_capability="8.7", tensorrt="10.3", onnx_sha256="a" * 64,
                 flags=["trtexec", "--onnx=x", "--stronglyTyped"])

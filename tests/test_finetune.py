@@ -99,7 +99,7 @@ def test_enhance_run_improves_on_its_input(enhance_root, tmp_path):
 
 
 def test_balanced_sampling_draws_classes_evenly(cls_root):
-    from usfm_edge.spec import Preprocess
+    from usfm_edge.contracts import Preprocess
     from usfm_edge.train.datasets import SupervisedDataset, load_split
     from usfm_edge.train.finetune import _sampler
 

@@ -19,10 +19,10 @@ HEAVY = {"torch", "timm", "torchvision", "nncf", "safetensors"}
 
 def test_runtime_imports_no_torch():
     assert not HEAVY & _modules_after(
-        "import usfm_edge.runtime, usfm_edge.runtime.backends, usfm_edge.data, usfm_edge.spec, usfm_edge.preprocess\n"
-        "import usfm_edge.export.manifest, usfm_edge.export.verify, usfm_edge.metrics.task_eval\n"
+        "import usfm_edge.runtime, usfm_edge.backends, usfm_edge.data, usfm_edge.contracts, usfm_edge.contracts.prepare\n"
+        "import usfm_edge.contracts.manifest, usfm_edge.backends.verify, usfm_edge.metrics.validation\n"
         "import usfm_edge.runtime.app, usfm_edge.runtime.sources, usfm_edge.runtime.sinks, usfm_edge.cli.run\n"
-        "from usfm_edge.runtime.backends import get_backend; get_backend('onnxruntime'); get_backend('openvino')"
+        "from usfm_edge.backends import get_backend; get_backend('onnxruntime'); get_backend('openvino')"
     )
 
 

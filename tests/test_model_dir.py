@@ -9,7 +9,7 @@ import torch
 
 from usfm_edge.errors import CheckpointError, CheckpointMismatchError, SchemaError
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
-from usfm_edge.spec import ModelConfig, Preprocess, Task
+from usfm_edge.contracts import ModelConfig, Preprocess, Task
 
 
 @pytest.fixture
@@ -23,11 +23,11 @@ def saved(tmp_path):
 
 def test_config_holds_everything_export_needs(saved):
     data = json.loads((saved / "config.json").read_text())
-    assert data["schema"] == "usfm-edge/model-dir" and data["schema_version"] == 1
+    assert data["schema"] == "usfm-edge/model-dir" and data["schema_version"] == 2
     assert data["labels"] == ["background", "head"] and data["head"]["name"] == "light_seg"
     assert data["preprocess"] == {
         "channels": 1, "input_size": [32, 32], "mean": [pytest.approx(0.449)], "std": [pytest.approx(0.226)],
-        "intensity": "unit_range", "resize": "stretch", "crop": "scan_region",
+        "intensity": "unit_range", "resize": "stretch", "crop": "scan_region", "mask_sector": True,
     }
     assert data["provenance"]["data"] == "hc18" and len(data["provenance"]["weights_sha256"]) == 64
     assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]  # no temp files
@@ -36,6 +36,14 @@ def test_config_holds_everything_export_needs(saved):
 def test_config_is_readable_without_torch(saved):
     config = ModelConfig.read(saved / "config.json")
     assert config.task is Task.SEGMENTATION and config.preprocess.input_size == (32, 32)
+
+
+def test_a_version_1_config_reads_with_the_sector_rule_on(saved):
+    data = json.loads((saved / "config.json").read_text())
+    data["schema_version"] = 1
+    del data["preprocess"]["mask_sector"]
+    (saved / "config.json").write_text(json.dumps(data))
+    assert load_model_dir(saved).config.preprocess.mask_sector is True
 
 
 def test_unknown_schema_version_is_refused(saved):
@@ -63,11 +71,19 @@ def test_weights_of_another_model_are_a_mismatch(saved, tmp_path):
         load_model_dir(saved, verify=False)
 
 
+CONFIG = {"schema": "usfm-edge/model-dir", "schema_version": 2, "architecture": "usfm_vit_t16", "task": "seg",
+          "head": {"name": "light_seg"}, "labels": ["b", "f"], "preprocess": {}}
+
+
 @pytest.mark.parametrize("broken, message", [
     ("{not json", "not valid JSON"),
+    ("[1, 2]", "a JSON object, not list"),
     (json.dumps({"schema": "something-else"}), "not a usfm-edge model config"),
-    (json.dumps({"schema": "usfm-edge/model-dir", "schema_version": 1, "architecture": "usfm_vit_t16",
-                 "task": "segment", "preprocess": {}}), "task 'segment'"),
+    (json.dumps({**CONFIG, "task": "segment"}), "task 'segment' is not one of seg, cls"),
+    (json.dumps({**CONFIG, "head": "light_seg"}), "head must be"),
+    (json.dumps({**CONFIG, "model_args": [1]}), "model_args must be a JSON object"),
+    (json.dumps({**CONFIG, "preprocess": {"std": [float("nan")]}}), "must be finite"),
+    (json.dumps({**CONFIG, "preprocess": [1]}), "preprocess must be an object"),
 ])
 def test_broken_configs_name_the_problem(saved, broken, message):
     (saved / "config.json").write_text(broken)

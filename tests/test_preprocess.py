@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from usfm_edge.errors import InputError
-from usfm_edge.preprocess import preprocess_frame
-from usfm_edge.spec import Intensity, Preprocess, Resize
+from usfm_edge.contracts.prepare import preprocess_frame
+from usfm_edge.contracts import Intensity, Preprocess, Resize
 
 
 def test_gray_uint8_to_normalized_tensor():

@@ -195,7 +195,7 @@ def test_two_process_torchrun_sees_disjoint_samples(frames, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-               "-m", "usfm_edge.train.pretrain", "--objective", "sfmim", "--data", str(frames / "train"),
+               "-m", "usfm_edge", "pretrain", "--objective", "sfmim", "--data", str(frames / "train"),
                "--model", "usfm_vit_t16", "--model-args", '{"depth": 1}', "--img-size", "64", "--steps", "4",
                "--batch-size", "4", "--num-workers", "0", "--organ-alpha", "0", "--record-samples",
                "--out", str(out), "--no-progress"]

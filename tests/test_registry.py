@@ -10,7 +10,7 @@ import torch
 from usfm_edge.errors import ModelNotFoundError
 from usfm_edge.models import build_task_model, create_head, create_model, list_heads, list_models, make_config
 from usfm_edge.models import load_model_dir, save_model_dir
-from usfm_edge.spec import Task
+from usfm_edge.contracts import Task
 
 TASKS = {"seg": ["background", "lesion", "vessel"], "cls": ["benign", "malignant"], "enhance": [], "features": []}
 ENCODERS = [*list_models(), "timm:resnet10t"]

@@ -21,14 +21,13 @@ from click.testing import CliRunner
 
 from usfm_edge.cli import cli
 from usfm_edge.errors import BundleMismatchError, DependencyError, InputError, UsfmEdgeError
-from usfm_edge.metrics.task_eval import softmax
-from usfm_edge.preprocess import preprocess_frame, to_original_grid
+from usfm_edge.contracts.prepare import preprocess_frame, softmax, to_original_grid
 from usfm_edge.runtime.app import RunOptions, build_pipeline
 from usfm_edge.runtime.frame import Frame
-from usfm_edge.runtime.model import load_bundle
+from usfm_edge.backends.bundle import load_bundle
 from usfm_edge.runtime.pipeline import BackendFailedError, Pipeline, PipelineConfig
 from usfm_edge.runtime.postprocess import PostConfig, make_postprocessor, mask_to_rle, rle_to_mask
-from usfm_edge.runtime.region import RegionTracker
+from usfm_edge.contracts.region import RegionTracker, View
 from usfm_edge.runtime.sinks import SinkContext, open_sink
 from usfm_edge.runtime.sinks.base import Sink
 from usfm_edge.runtime.sources import Source, SourceOptions, open_source, parse_uri
@@ -86,7 +85,10 @@ def test_phantom_replay_matches_the_offline_reference(model, prepare_thread):
         crop = result.frame.image[y:y + h, x:x + w]
         logits = model.session.run(preprocess_frame(crop, model.spec))[0]
         probs = to_original_grid(softmax(logits), crop.shape[:2], model.spec)
-        np.testing.assert_array_equal(result.outputs[0]["mask"], (probs[1] >= 0.5).astype(np.uint8))
+        expected = (probs[1] >= 0.5).astype(np.uint8)
+        sector = result.views[0].sector
+        expected[~sector] = 0  # cleared outside the imaging sector
+        np.testing.assert_array_equal(result.outputs[0]["mask"], expected)
         assert result.overlay is not None and result.overlay.shape == (240, 320, 3)
 
 
@@ -103,17 +105,18 @@ def test_replay_is_deterministic(model):
 def test_temporal_smoothing_is_an_ema_on_probabilities_reset_by_a_new_region(model):
     post = make_postprocessor("seg", model.spec, model.labels, PostConfig(ema=0.25))
     h, w = model.spec.input_size
+    view, crop = View((0, 0, w, h)), np.zeros((h, w), np.uint8)
     on, off = np.zeros((2, h, w), np.float32), np.zeros((2, h, w), np.float32)
     on[1], off[0] = 8.0, 8.0  # confident foreground, then confident background
-    assert post(on, (h, w))["mask"].all()
+    assert post(on, view, crop)["mask"].all()
     # Foreground probability 1 -> 0.75 -> 0.56 -> 0.42 under a run of background frames.
-    assert post(off, (h, w))["mask"].all() and post(off, (h, w))["mask"].all()
-    assert not post(off, (h, w))["mask"].any()
+    assert post(off, view, crop)["mask"].all() and post(off, view, crop)["mask"].all()
+    assert not post(off, view, crop)["mask"].any()
     post.reset()
-    assert post(on, (h, w))["mask"].all()
+    assert post(on, view, crop)["mask"].all()
     cls = make_postprocessor("cls", model.spec, ["a", "b"], PostConfig(ema=0.5))
-    cls(np.array([4.0, -4.0]), (h, w))
-    assert cls(np.array([-4.0, 4.0]), (h, w))["probs"]["a"] == pytest.approx(0.5, abs=1e-3)
+    cls(np.array([4.0, -4.0]), view, crop)
+    assert cls(np.array([-4.0, 4.0]), view, crop)["probs"]["a"] == pytest.approx(0.5, abs=1e-3)
 
 
 def test_dicom_cine_replays_every_frame_with_its_times(model, shared_data, tmp_path):
@@ -380,7 +383,8 @@ def test_an_unplugged_capture_is_reopened_with_backoff(model):
 
     options = SourceOptions(capture_factory=lambda target, api: Unplugging(target, api, log))
     source = open_source("v4l2:0", options)
-    report = _pipeline(model, source, max_frames=5, reconnect_backoff_s=(0.01, 0.02), crop=False).run()
+    report = _pipeline(model, source, max_frames=5, reconnect_backoff_s=(0.01, 0.02),
+                       tracker=RegionTracker(crop=False)).run()
     assert report["counts"]["reconnects"] == 2 and sum(e[0] == "open" for e in log) == 3
 
 
@@ -389,7 +393,7 @@ def test_corrupt_files_in_a_folder_are_skipped(model, tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"f{i}.png"), image)
     (tmp_path / "f1.png").write_bytes(b"not a png")
-    report = _pipeline(model, open_source(str(tmp_path)), crop=False).run()
+    report = _pipeline(model, open_source(str(tmp_path)), tracker=RegionTracker(crop=False)).run()
     assert report["frames_out"] == 2 and report["counts"]["skipped_corrupt"] == 1
 
 

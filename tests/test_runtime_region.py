@@ -9,7 +9,7 @@ import pytest
 
 from usfm_edge.data.phantom import Geometry, PhantomConfig, PhantomFrame, add_ui_chrome, list_organs, render
 from usfm_edge.errors import InputError
-from usfm_edge.runtime.region import Box, RegionTracker, detect_scan_region
+from usfm_edge.contracts.region import Box, RegionTracker, detect_scan_region
 
 SCREENS = [((480, 640), 1.0), ((480, 640), None), ((1080, 1920), None)]  # (canvas, scale)
 CHROME_SEEDS = range(10)  # x 3 screens x gray/colour = 60 screens per organ
@@ -99,9 +99,13 @@ def test_frames_already_cropped_to_the_image(phantoms):
     assert iou(detect_scan_region(fan.image), fan_box(fan, (0, 0, 256, 256))) >= 0.97
 
 
+def boxes(views) -> list[Box]:
+    return [view.box for view in views]
+
+
 def test_bad_images_are_input_errors():
-    with pytest.raises(InputError, match="uint8 or uint16"):
-        detect_scan_region(np.zeros((64, 64), np.float32))
+    with pytest.raises(InputError, match="uint8, uint16 or \\[0, 1\\] float"):
+        detect_scan_region(np.zeros((64, 64), np.int32))
     with pytest.raises(InputError, match="shape"):
         detect_scan_region(np.zeros((64, 64, 2), np.uint8))
 
@@ -117,7 +121,7 @@ def test_black_and_chrome_only_frames_have_no_region():
     chrome, _ = add_ui_chrome(np.zeros((256, 256), np.uint8), canvas_size=(480, 640), rng=0, depth_cm=4.0)
     assert detect_scan_region(chrome) is None
     tracker = RegionTracker()
-    assert tracker.update(black) == [(0, 0, 1920, 1080)]
+    assert boxes(tracker.update(black)) == [(0, 0, 1920, 1080)]
     assert tracker.changes == 0
 
 
@@ -134,8 +138,8 @@ def test_resolution_change_is_followed_on_the_same_frame(phantoms):
     small, box_small = screens(frame)
     large, box_large = screens(frame, canvas=(1080, 1920), scale=None)
     tracker = RegionTracker(redetect_every=1000)
-    assert iou(tracker.update(small)[0], box_small) >= 0.95
-    assert iou(tracker.update(large)[0], box_large) >= 0.95  # no wait for the next re-detection
+    assert iou(tracker.update(small)[0].box, box_small) >= 0.95
+    assert iou(tracker.update(large)[0].box, box_large) >= 0.95  # no wait for the next re-detection
     assert tracker.changes == 1
 
 
@@ -150,7 +154,7 @@ def test_depth_change_is_followed_within_redetect_every_frames(phantoms):
     cached = [tracker.update(after) for _ in range(4)]  # frames 1-4 reuse the detection of frame 0
     assert cached == [first] * 4
     new = tracker.update(after)  # frame 5 re-detects
-    assert iou(new[0], box_after) >= 0.95
+    assert iou(new[0].box, box_after) >= 0.95
     assert tracker.changes == 1
     assert [tracker.update(after) for _ in range(10)] == [new] * 10  # two more re-detections
     assert tracker.changes == 1
@@ -181,23 +185,25 @@ def test_jitter_does_not_change_the_region(phantoms):
 def test_roi_overrides_everything_and_is_clipped(phantoms):
     screen, _ = screens(phantoms["breast"][0])
     tracker = RegionTracker(roi=(600, 400, 100, 100))
-    assert tracker.update(screen, source_regions=[(0, 0, 10, 10)]) == [(600, 400, 40, 80)]
-    with pytest.raises(InputError, match="outside the 640x480 frame"):
-        RegionTracker(roi=(700, 0, 10, 10)).update(screen)
-    with pytest.raises(InputError, match="w and h > 0"):
-        RegionTracker(roi=(0, 0, 0, 10))
+    assert boxes(tracker.update(screen, source_regions=[(0, 0, 10, 10)])) == [(600, 400, 40, 80)]
+    with pytest.raises(InputError, match="inside the 640x480 frame"):
+        RegionTracker(roi=(700, 0, 20, 20)).update(screen)
+    with pytest.raises(InputError, match="inside the 640x480 frame"):
+        RegionTracker(roi=(630, 0, 100, 100)).update(screen)  # 10 px of it inside: too little to crop
+    with pytest.raises(InputError, match="w and h >= 16 px"):
+        RegionTracker(roi=(0, 0, 1, 1))
 
 
 def test_source_regions_beat_detection_and_pick_chooses(phantoms):
     screen, placed = screens(phantoms["breast"][0])
     regions = [(10, 20, 100, 50), (200, 20, 100, 50)]
-    assert RegionTracker().update(screen, regions) == [regions[0]]
-    assert RegionTracker(pick=1).update(screen, regions) == [regions[1]]
-    assert RegionTracker(pick="all").update(screen, regions) == regions
-    assert iou(RegionTracker(pick=1).update(screen)[0], placed) >= 0.95  # none given: detection
+    assert boxes(RegionTracker().update(screen, regions)) == [regions[0]]
+    assert boxes(RegionTracker(pick=1).update(screen, regions)) == [regions[1]]
+    assert boxes(RegionTracker(pick="all").update(screen, regions)) == regions
+    assert iou(RegionTracker(pick=1).update(screen)[0].box, placed) >= 0.95  # none given: detection
     tracker = RegionTracker(pick=1)
-    assert tracker.update(screen, regions) == [regions[1]]
-    assert iou(tracker.update(screen)[0], placed) >= 0.95  # the source stopped: detect at once
+    assert boxes(tracker.update(screen, regions)) == [regions[1]]
+    assert iou(tracker.update(screen)[0].box, placed) >= 0.95  # the source stopped: detect at once
     with pytest.raises(InputError, match=r"pick=2 but the source has 2 region\(s\)"):
         RegionTracker(pick=2).update(screen, regions)
     with pytest.raises(InputError, match="'all'"):
@@ -224,7 +230,7 @@ def test_dicom_tissue_region_agrees_with_detection(shared_data):
     both = (left[0], left[1], right[0] + right[2] - left[0], max(left[3], right[3]))
     assert iou(detect_scan_region(aloka.frames[0]), both) >= 0.9
     # The regions win over detection when the source gives them.
-    assert RegionTracker(pick="all").update(aloka.frames[0], [left, right]) == [left, right]
+    assert boxes(RegionTracker(pick="all").update(aloka.frames[0], [left, right])) == [left, right]
 
 
 @pytest.mark.shared_data

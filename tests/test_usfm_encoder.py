@@ -7,7 +7,7 @@ import torch
 
 from usfm_edge.models import create_model
 from usfm_edge.models.checkpoint import adapt_input_conv, load_state_strict
-from usfm_edge.spec import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD
+from usfm_edge.contracts import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.mark.shared_data

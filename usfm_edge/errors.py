@@ -51,6 +51,10 @@ class CheckpointMismatchError(CheckpointError):
         )
 
 
+class IntegrityError(UsfmEdgeError):
+    """A bundle file that is missing, changed, or outside the bundle folder."""
+
+
 class BundleMismatchError(UsfmEdgeError):
     """A deployment bundle that cannot serve what was asked (backend, precision, frames)."""
 

@@ -66,20 +66,19 @@ def timed(run, x: np.ndarray, n: int) -> list[float]:
 
 
 def load_session(spec: dict):
-    from usfm_edge.runtime.backends import get_backend
+    from usfm_edge.backends import get_backend
 
     backend = get_backend(spec["backend"])
     kwargs = {"threads": spec.get("threads"), "device": spec.get("device", "CPU")}
     if spec.get("model_dir"):
         return backend.load(spec["model_dir"], precision=spec["precision"], **kwargs)
-    from usfm_edge.export.manifest import read_manifest
+    from usfm_edge.contracts.manifest import read_verified
 
     bundle = Path(spec["bundle"])
-    manifest = read_manifest(bundle)
-    artifact = next(a for a in manifest["artifacts"] if a["file"] == spec["artifact"])
-    if hasattr(backend, "load_artifact"):  # backends that need more than the file (TensorRT builds its engine)
-        return backend.load_artifact(bundle, manifest, artifact, **kwargs)
-    return backend.load(bundle / artifact["file"], precision=artifact["precision"], **kwargs)
+    manifest = read_verified(bundle)
+    artifact = next(a for a in manifest.artifacts if a.file == spec["artifact"])
+    # Backends that need more than the file (TensorRT builds its engine) override load_artifact.
+    return backend.load_artifact(bundle, manifest, artifact, **kwargs)
 
 
 def inference_precision(session) -> str | None:

@@ -16,11 +16,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-
+from usfm_edge.backends.bundle import load_bundle
 from usfm_edge.bench.cell import latency_stats, timed
+from usfm_edge.contracts.prepare import locate
 from usfm_edge.runtime.app import RunOptions, build_pipeline
-from usfm_edge.runtime.model import load_bundle
-from usfm_edge.runtime.region import RegionTracker
 from usfm_edge.runtime.sources import open_source
 
 # A capture card's 1080p screen with scanner UI around 256 px phantom frames, and a small one.
@@ -39,8 +38,7 @@ def bare_backend(model, source: str, *, iters: int, warmup: int) -> dict[str, fl
     src.open()
     frame = src.read()
     src.close()
-    boxes = RegionTracker().update(frame.image, frame.regions)
-    x = model.preprocess([frame.image[y:y + h, bx:bx + w] for bx, y, w, h in boxes])
+    x = model.preprocess([locate(frame.image, model.spec).crop(frame.image)])
     timed(model.infer, x, warmup)
     return latency_stats(timed(model.infer, x, iters), batch=1)
 
@@ -73,7 +71,7 @@ def bench_pipeline(bundle: str | Path, *, sources: tuple[str, ...] = DEFAULT_SOU
                       "p99_over_p50": _median(measured, "p99_over_p50"), "stages": _stages(paced)},
             "rounds": [{k: round(v, 3) for k, v in m.items() if k != "runs"} for m in measured],
         })
-    return {"bundle": str(bundle), "backend": model.backend, "artifact": model.artifact["file"],
+    return {"bundle": str(bundle), "backend": model.backend, "artifact": model.artifact.file,
             "precision": model.session.precision, "threads": threads, "sink": sink, "frames": frames,
             "rounds": rounds, "sources": results}
 

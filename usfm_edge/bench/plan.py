@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from usfm_edge.backends import InferenceBackend, get_backend, list_backends
+from usfm_edge.contracts import CONFIG_FILE, Backend, ModelConfig, Precision, Preprocess, Target
+from usfm_edge.contracts.manifest import MANIFEST, Artifact, BundleManifest, read_verified
 from usfm_edge.errors import InputError, UsfmEdgeError
-from usfm_edge.export.manifest import MANIFEST, preprocess_of, read_manifest, verify_hashes
-from usfm_edge.runtime.backends import get_backend, list_backends
-from usfm_edge.runtime.backends.base import Backend
-from usfm_edge.spec import CONFIG_FILE, ModelConfig, Preprocess
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = tuple(Precision.values())
+# Which export target makes the artifact a backend runs (bench of a model directory).
+EXPORT_FOR = {Backend.ONNXRUNTIME: Target.ONNXRUNTIME, Backend.OPENVINO: Target.OPENVINO,
+              Backend.TENSORRT: Target.TENSORRT}
 # The parity reference: the fp32 torch model when a model directory is at hand, else the
 # bundle's fp32 model.onnx on ONNX Runtime.
 REFERENCE = ("torch", "fp32")
@@ -72,36 +74,35 @@ class Cell:
 
 
 @dataclass
-class Target:
+class BenchTarget:
     path: Path
     kind: str  # "bundle" | "model_dir"
     task: str
     labels: list[str]
     spec: Preprocess
     model_dir: Path | None  # the fp32 model directory, when on this machine
-    manifest: dict[str, Any] | None = None  # a bundle's
+    manifest: BundleManifest | None = None  # a bundle's
 
     @property
     def num_classes(self) -> int:
         return max(2, len(self.labels))
 
 
-def inspect_target(path: str | Path) -> Target:
+def inspect_target(path: str | Path) -> BenchTarget:
     path = Path(path)
     if (path / MANIFEST).is_file():
-        manifest = read_manifest(path)
-        verify_hashes(path, manifest)
-        return Target(path, "bundle", manifest["task"], list(manifest["labels"]), preprocess_of(manifest),
-                      _source_model_dir(path), manifest)
+        manifest = read_verified(path)
+        return BenchTarget(path, "bundle", str(manifest.task), list(manifest.labels), manifest.preprocess,
+                           _source_model_dir(path), manifest)
     if (path / CONFIG_FILE).is_file():
         config = ModelConfig.read(path / CONFIG_FILE)
-        return Target(path, "model_dir", config.task.value, list(config.labels), config.preprocess, path)
+        return BenchTarget(path, "model_dir", str(config.task), list(config.labels), config.preprocess, path)
     raise InputError(f"{path}: neither a deployment bundle ({MANIFEST}) nor a model directory ({CONFIG_FILE}); "
                      "give a folder written by 'usfm-edge export' or 'usfm-edge finetune'")
 
 
 def _source_model_dir(bundle: Path) -> Path | None:
-    from usfm_edge.runtime.backends.torch import model_dir_for
+    from usfm_edge.backends.torch import model_dir_for
 
     try:
         return model_dir_for(bundle)
@@ -121,37 +122,31 @@ def check_names(backends: list[str], precisions: list[str]) -> None:
         raise InputError("give at least one backend and one precision")
 
 
-def loads_model_dir(backend: type[Backend]) -> bool:
+def loads_model_dir(backend: type[InferenceBackend]) -> bool:
     return bool(getattr(backend, "loads_model_dir", False))
 
 
-def can_run(backend: type[Backend], artifact: dict) -> bool:
-    check = getattr(backend, "can_run", None)
-    return check(artifact) if check is not None else Path(artifact["file"]).suffix in backend.suffixes
-
-
-def bundle_artifact(manifest: dict, backend: type[Backend], precision: str) -> dict | None:
+def bundle_artifact(manifest: BundleManifest, backend: type[InferenceBackend], precision: str) -> Artifact | None:
     """The artifact exported for ``backend`` at ``precision``; for fp32, else the portable
     fp32 ONNX when the backend can run it."""
-    for artifact in manifest["artifacts"]:
-        if artifact.get("backend") == backend.name and artifact["precision"] == precision:
+    for artifact in manifest.artifacts:
+        if artifact.backend == backend.name and artifact.precision == precision:
             return artifact
     if precision == "fp32":
-        for artifact in manifest["artifacts"]:
-            if artifact["precision"] == "fp32" and artifact["format"] == "onnx" and can_run(backend, artifact):
+        for artifact in manifest.artifacts:
+            if artifact.precision == "fp32" and artifact.format == "onnx" and backend.can_run(artifact):
                 return artifact
     return None
 
 
-def _usable(name: str, precision: str) -> tuple[type[Backend] | None, str | None]:
+def _usable(name: str, precision: str) -> tuple[type[InferenceBackend] | None, str | None]:
     """(backend class, None) or (None, why this cell cannot run here)."""
     try:
         backend = get_backend(name)
     except UsfmEdgeError as exc:  # known but not installed (TensorRT without a GPU box)
         return None, str(exc)
-    allowed = getattr(backend, "precisions", None)
-    if allowed and precision not in allowed:
-        return None, f"the {name} backend runs {', '.join(allowed)} only"
+    if precision not in backend.precisions:
+        return None, f"the {name} backend runs {', '.join(map(str, backend.precisions))} only"
     return backend, None
 
 
@@ -163,11 +158,11 @@ def _model_dir_cell(cell: Cell, model_dir: Path | None, why_missing: str) -> Cel
 
 
 def _triage(backends: list[str], precisions: list[str], model_dir: Path | None,
-            why_missing: str) -> list[tuple[Cell, type[Backend] | None]]:
+            why_missing: str) -> list[tuple[Cell, type[InferenceBackend] | None]]:
     """Every backend x precision cell in order, with the backend that still needs an artifact
     for it, or None when the cell is already settled (skipped here, or a backend that runs
     the model directory)."""
-    triaged: list[tuple[Cell, type[Backend] | None]] = []
+    triaged: list[tuple[Cell, type[InferenceBackend] | None]] = []
     for name in backends:
         for precision in precisions:
             cell = Cell(name, precision)
@@ -181,10 +176,10 @@ def _triage(backends: list[str], precisions: list[str], model_dir: Path | None,
     return triaged
 
 
-def plan_bundle(target: Target, backends: list[str], precisions: list[str]) -> list[Cell]:
+def plan_bundle(target: BenchTarget, backends: list[str], precisions: list[str]) -> list[Cell]:
     cells = []
-    have = ", ".join(f"{a['file']} ({a.get('backend')}, {a['precision']})" for a in target.manifest["artifacts"])
-    source = (target.manifest.get("source") or {}).get("model_dir")
+    have = ", ".join(f"{a.file} ({a.backend}, {a.precision})" for a in target.manifest.artifacts)
+    source = target.manifest.source.get("model_dir")
     for cell, backend in _triage(backends, precisions, target.model_dir, f"the bundle's source model directory "
                                  f"{source} is not on this machine; give the model directory as TARGET"):
         if backend is None:
@@ -195,12 +190,12 @@ def plan_bundle(target: Target, backends: list[str], precisions: list[str]) -> l
             cells.append(cell.skip(f"the bundle has no {cell.backend} {cell.precision} artifact (it has: {have}); "
                                    f"export one or give the model directory as TARGET"))
             continue
-        cell.bundle, cell.artifact = target.path, artifact["file"]
+        cell.bundle, cell.artifact = target.path, artifact.file
         cells.append(cell)
     return cells
 
 
-def plan_model_dir(target: Target, backends: list[str], precisions: list[str], *, work: Path,
+def plan_model_dir(target: BenchTarget, backends: list[str], precisions: list[str], *, work: Path,
                    calib: Path | None, val: Path | None, calib_limit: int, threads: int | None,
                    progress: Callable[[str], None]) -> list[Cell]:
     from usfm_edge.export.targets import get_target
@@ -212,9 +207,10 @@ def plan_model_dir(target: Target, backends: list[str], precisions: list[str], *
             cells.append(cell)
             continue
         try:
-            get_target(cell.backend, cell.precision)
-        except UsfmEdgeError as exc:
-            cells.append(cell.skip(str(exc)))
+            get_target(EXPORT_FOR[Backend(cell.backend)], cell.precision)
+        except (KeyError, UsfmEdgeError) as exc:
+            cells.append(cell.skip(str(exc) if isinstance(exc, UsfmEdgeError)
+                                   else f"no export target makes {cell.backend} artifacts"))
             continue
         cells.append(cell)
         exports.append(cell)
@@ -230,10 +226,9 @@ def plan_model_dir(target: Target, backends: list[str], precisions: list[str], *
                 from usfm_edge.export.exporter import export_bundle
 
                 progress(f"exporting {cell.backend} {cell.precision} -> {out}")
-                export_bundle(target.path, target=cell.backend, precision=cell.precision, out=out, calib=cell_calib,
-                              val=val, calib_limit=calib_limit, threads=threads)
-            manifest = read_manifest(out)
-            verify_hashes(out, manifest)
+                export_bundle(target.path, target=EXPORT_FOR[Backend(cell.backend)], precision=cell.precision,
+                              out=out, calib=cell_calib, val=val, calib_limit=calib_limit, threads=threads)
+            manifest = read_verified(out)
         except UsfmEdgeError as exc:
             cell.fail(f"export failed: {exc}")
             continue
@@ -241,7 +236,7 @@ def plan_model_dir(target: Target, backends: list[str], precisions: list[str], *
         if artifact is None:  # the export target's artifact runs on another backend (a gate-only runner)
             cell.skip(f"the {cell.backend} {cell.precision} export has no artifact the {cell.backend} backend runs")
             continue
-        cell.bundle, cell.artifact = out, artifact["file"]
+        cell.bundle, cell.artifact = out, artifact.file
     return cells
 
 
@@ -249,8 +244,8 @@ def _cached(out: Path, weights: str | None, calib: Path | None) -> bool:
     if not (out / MANIFEST).is_file() or weights is None:
         return False
     try:
-        manifest = read_manifest(out)
+        manifest = BundleManifest.read(out)
     except UsfmEdgeError:
         return False
-    same_calib = calib is None or manifest["calibration"].get("source") == str(calib)
-    return manifest["source"].get("weights_sha256") == weights and same_calib
+    same_calib = calib is None or manifest.calibration.source == str(calib)
+    return manifest.source.get("weights_sha256") == weights and same_calib

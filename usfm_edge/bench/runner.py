@@ -31,20 +31,21 @@ from usfm_edge.bench.plan import (
     PRECISIONS,
     REFERENCE,
     Cell,
+    BenchTarget,
     Status,
-    Target,
     check_names,
     inspect_target,
     plan_bundle,
     plan_model_dir,
 )
+from usfm_edge.backends import available_backends, list_backends
+from usfm_edge.contracts import Backend
 from usfm_edge.errors import InputError
-from usfm_edge.export import gate
-from usfm_edge.runtime.backends import available_backends, list_backends
+from usfm_edge.metrics import validation
 
 BENCH_SCHEMA = "usfm-edge/bench"
 BENCH_SCHEMA_VERSION = 1
-DEFAULT_BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
+DEFAULT_BACKENDS = tuple(Backend.values())
 DEFAULT_PRECISIONS = PRECISIONS
 
 
@@ -70,7 +71,7 @@ def run_bench(target: str | Path, *, backends: list[str] | tuple[str, ...] = DEF
             cells = plan_model_dir(info, backends, precisions, work=work_dir, calib=Path(calib) if calib else None,
                                    val=Path(val) if val else None, calib_limit=calib_limit, threads=threads,
                                    progress=progress)
-        valset = (gate.load_val(val, info.task, info.spec, num_classes=info.num_classes, limit=val_limit)
+        valset = (validation.load_val(val, info.task, info.spec, num_classes=info.num_classes, limit=val_limit)
                   if val is not None else None)
         inputs = valset.inputs if valset is not None else default_inputs(info, cells)
         np.save(tmp / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.float32))
@@ -98,7 +99,7 @@ def run_bench(target: str | Path, *, backends: list[str] | tuple[str, ...] = DEF
                                          "val": str(val) if val else None, "vendor_tools": vendor_tools})
 
 
-def default_inputs(info: Target, cells: list[Cell]) -> np.ndarray:
+def default_inputs(info: BenchTarget, cells: list[Cell]) -> np.ndarray:
     """(N, C, H, W): a bundle's golden input (the target's, else an exported variant's), else a
     seeded random frame."""
     bundles = ([info.path] if info.kind == "bundle" else []) + [c.bundle for c in cells if c.bundle is not None]
@@ -109,7 +110,7 @@ def default_inputs(info: Target, cells: list[Cell]) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((1, info.spec.channels, *info.spec.input_size)).astype(np.float32)
 
 
-def reference_cell(info: Target, cells: list[Cell]) -> Cell:
+def reference_cell(info: BenchTarget, cells: list[Cell]) -> Cell:
     if info.model_dir is not None and REFERENCE[0] in available_backends():
         reference = Cell(*REFERENCE, model_dir=info.model_dir)
     elif info.kind == "bundle":
@@ -145,21 +146,21 @@ def measure_in_process(cell: Cell, stem: Path, settings: dict, *, inputs: Path) 
     cell.result = {**result, "outputs": str(stem.with_suffix(".npy")) if cell.status is Status.OK else None}
 
 
-def score_cells(cells: list[Cell], reference: Cell, valset: gate.ValSet | None, info: Target) -> float | None:
+def score_cells(cells: list[Cell], reference: Cell, valset: validation.ValSet | None, info: BenchTarget) -> float | None:
     """Parity and the task metric of every measured cell; returns the reference's metric."""
     ref_out = np.load(reference.result["outputs"]) if reference.status is Status.OK else None
     ref_value = None
     if ref_out is not None and valset is not None:
-        ref_value = gate.score(valset, ref_out, info.spec, num_classes=info.num_classes)[0]
+        ref_value = validation.score(valset, ref_out, info.spec, num_classes=info.num_classes)[0]
     for cell in cells:
         if cell.status is not Status.OK:
             continue
         outputs = np.load(cell.result["outputs"])
         if ref_out is not None and outputs.shape == ref_out.shape:
-            cell.result["parity"] = gate.parity(ref_out, outputs)
+            cell.result["parity"] = validation.parity(ref_out, outputs)
         if valset is not None:
-            value = gate.score(valset, outputs, info.spec, num_classes=info.num_classes)[0]
-            cell.result["metric"] = {"name": gate.metric_name(info.task), "value": value,
+            value = validation.score(valset, outputs, info.spec, num_classes=info.num_classes)[0]
+            cell.result["metric"] = {"name": validation.metric_name(info.task), "value": value,
                                      "drop": None if ref_value is None else ref_value - value}
     return ref_value
 
@@ -174,8 +175,8 @@ def cell_record(cell: Cell, *, is_reference: bool) -> dict[str, Any]:
             **{key: cell.result.get(key) for key in CELL_KEYS}}
 
 
-def document(info: Target, cells: list[Cell], reference: Cell, reference_value: float | None,
-             valset: gate.ValSet | None, work: Path | None, *, settings: dict) -> dict[str, Any]:
+def document(info: BenchTarget, cells: list[Cell], reference: Cell, reference_value: float | None,
+             valset: validation.ValSet | None, work: Path | None, *, settings: dict) -> dict[str, Any]:
     return {
         "schema": BENCH_SCHEMA, "schema_version": BENCH_SCHEMA_VERSION, "usfm_edge_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -186,7 +187,7 @@ def document(info: Target, cells: list[Cell], reference: Cell, reference_value: 
                    "work": str(work) if work else None},
         "settings": {**settings, "val_frames": len(valset.inputs) if valset is not None else 0,
                      "known_backends": list_backends()},
-        "metric": gate.metric_name(info.task) if valset is not None else None,
+        "metric": validation.metric_name(info.task) if valset is not None else None,
         "reference": {"backend": reference.backend, "precision": reference.precision, "artifact": reference.source,
                       "status": reference.status.value if reference.status else None, "reason": reference.reason,
                       "metric_value": reference_value},

@@ -47,7 +47,7 @@ def benchmark_app(cell: Cell, *, input_shape: list[int], threads: int | None, de
 
 
 def trtexec(cell: Cell, *, input_shape: list[int], threads: int | None, device: str, iters: int) -> dict:
-    from usfm_edge.export.jetson import TRTEXEC_PATHS
+    from usfm_edge.backends.tensorrt_engine import TRTEXEC_PATHS
     from usfm_edge.export.onnx_export import INPUT
 
     tool = next((found for p in TRTEXEC_PATHS if (found := shutil.which(p) or (p if Path(p).is_file() else None))),

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import click
 
+from usfm_edge.contracts.enums import EXPORT_TARGETS, Precision
+
 
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--target", required=True, help="onnxruntime or openvino (see the valid pairs in the error if wrong).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
+@click.option("--target", required=True, type=click.Choice([t.value for t in EXPORT_TARGETS]),
+              help="Where the bundle will run (valid precisions per target are listed when a pair is wrong).")
+@click.option("--precision", type=click.Choice(Precision.values()), default="fp32", show_default=True)
 @click.option("--calib", type=click.Path(path_type=Path), help="Frames for int8 calibration (folder or dataset root).")
 @click.option("--val", type=click.Path(path_type=Path), help="Dataset root (validation split) for the accuracy gate.")
 @click.option("--max-drop", type=float, help="Allowed metric drop (default 0.01 Dice / balanced accuracy, 0.5 dB PSNR).")
@@ -18,18 +21,17 @@ import click
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
 def export(model_dir: Path, target: str, precision: str, calib, val, max_drop, calib_limit: int, out: Path) -> None:
     """Export MODEL_DIR to a deployment bundle, measured against its fp32 source."""
-    import json
-
+    from usfm_edge.contracts.manifest import BundleManifest
     from usfm_edge.export.exporter import export_bundle
 
     bundle = export_bundle(model_dir, target=target, precision=precision, out=out, calib=calib, val=val,
                            max_drop=max_drop, calib_limit=calib_limit)
-    validation = json.loads((bundle / "manifest.json").read_text())["validation"]
-    for name, result in validation["artifacts"].items():
-        summary = f"{name}: parity max abs {validation['parity'][name]['max_abs']:.3g}"
-        if validation["metric"]:
-            summary += (f", {validation['metric']} {result['value']:.4f} (source {validation['source']:.4f}, "
-                        f"drop {result['drop']:+.4f}, limit {validation['max_drop']})")
+    validation = BundleManifest.read(bundle).validation
+    for name, result in validation.artifacts.items():
+        summary = f"{name}: parity max abs {validation.parity[name]['max_abs']:.3g}"
+        if validation.metric:
+            summary += (f", {validation.metric} {result['value']:.4f} (source {validation.source:.4f}, "
+                        f"drop {result['drop']:+.4f}, limit {validation.max_drop})")
         click.echo(summary)
     click.echo(f"wrote {bundle}/")
 
@@ -43,7 +45,7 @@ def bundle() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 def verify(path: Path) -> None:
     """Check the manifest schema and hashes, and run the golden pair on available backends."""
-    from usfm_edge.export.verify import verify_bundle
+    from usfm_edge.backends.verify import verify_bundle
 
     for line in verify_bundle(path):
         click.echo(line)
@@ -57,12 +59,11 @@ def build_engine_command(path: Path, cache_dir: Path | None) -> None:
     """On the device (Jetson or TensorRT GPU box): build the TensorRT engine of a jetson
     bundle once and cache it under a key of GPU, compute capability, TensorRT version, ONNX
     hash and build flags. The runtime does the same on first start."""
-    from usfm_edge.export.jetson import build_engine
-    from usfm_edge.export.manifest import read_manifest, verify_hashes
+    from usfm_edge.backends.tensorrt_engine import build_engine
+    from usfm_edge.contracts.manifest import read_verified
 
-    manifest = read_manifest(path)
-    verify_hashes(path, manifest)
-    artifact = next((a for a in manifest["artifacts"] if a["target"] in ("jetson", "tensorrt")), None)
+    manifest = read_verified(path)
+    artifact = next((a for a in manifest.artifacts if a.for_tensorrt), None)
     if artifact is None:
         raise click.ClickException(f"{path}: no jetson/tensorrt artifact; export with --target jetson")
     engine = build_engine(path, artifact, cache_dir=cache_dir or path / "engines")

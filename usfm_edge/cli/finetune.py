@@ -7,10 +7,13 @@ from pathlib import Path
 import click
 
 from usfm_edge.cli.options import json_dict, run_resumable
+from usfm_edge.contracts import Crop, Task
+
+TASKS = [t.value for t in Task if t is not Task.FEATURES]
 
 
 @click.command()
-@click.option("--task", type=click.Choice(["seg", "cls", "enhance"]), help="What the head learns.")
+@click.option("--task", type=click.Choice(TASKS), help="What the head learns.")
 @click.option("--data", type=click.Path(path_type=Path), help="Dataset root in the task's layout.")
 @click.option("--model", help="Encoder: usfm_vit_b16/s16/t16 or timm:NAME.")
 @click.option("--init", help="Pretrained encoder: a model directory, USFM_latest.pth, or omit for scratch.")
@@ -18,6 +21,10 @@ from usfm_edge.cli.options import json_dict, run_resumable
 @click.option("--head", help="Head name (default: upernet for ViT-B, light_seg for students).")
 @click.option("--img-size", type=int, help="Network input size (multiple of 16).")
 @click.option("--in-chans", type=int, help="1 for gray B-mode (default), 3 for RGB.")
+@click.option("--crop", type=click.Choice(Crop.values()), help="scan_region (default): every stage, training "
+              "included, crops each frame to the B-mode image found in it; none: the whole frame.")
+@click.option("--mask-sector/--no-mask-sector", default=None, help="Clear results outside the imaging sector "
+              "(the fan or rectangle of echoes) in metrics and at run time (default: on).")
 @click.option("--label-fraction", type=float, help="Seeded, stratified fraction of the training labels.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)

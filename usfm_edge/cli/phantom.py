@@ -19,8 +19,11 @@ from usfm_edge.cli.options import image_size
 @click.option("--geometry", type=click.Choice(["linear", "curvilinear"]), default=None, help="Default: the organ's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fps", type=float, default=20.0, show_default=True, help="Cine frame rate.")
-@click.option("--ui/--no-ui", default=True, show_default=True, help="Cine: scanner UI around the image.")
-@click.option("--canvas", default="480x640", show_default=True, callback=image_size, help="Cine: capture frame HxW (e.g. 1080x1920).")
+@click.option("--ui/--no-ui", default=None, help="Scanner UI around each image, as a capture card delivers it "
+              "(masks and targets on the screen's grid; screens.csv gives each image's box). Default: on for a "
+              "cine, off for datasets.")
+@click.option("--canvas", default="480x640", show_default=True, callback=image_size,
+              help="With --ui: the screen's HxW (e.g. 1080x1920).")
 @click.option("--photometric", type=click.Choice(["MONOCHROME2", "RGB", "YBR_FULL", "PALETTE COLOR"]),
               default="MONOCHROME2", show_default=True, help="Cine: DICOM colour encoding.")
 @click.option("--rle/--no-rle", default=True, show_default=True, help="Cine: RLE Lossless DICOM.")
@@ -28,13 +31,14 @@ from usfm_edge.cli.options import image_size
               help="Folder of real B-mode frames: render with a PSF whose speckle grain matches theirs "
                    "(enhancement training for that scanner).")
 def phantom(out: Path, task: str, count: int, size: tuple[int, int], organ: str | None, geometry: str | None,
-            seed: int, fps: float, ui: bool, canvas: tuple[int, int], photometric: str, rle: bool, match_speckle: Path | None) -> None:
+            seed: int, fps: float, ui: bool | None, canvas: tuple[int, int], photometric: str, rle: bool,
+            match_speckle: Path | None) -> None:
     """Write synthetic B-mode ultrasound with exact ground truth: a dataset in the layouts the
     readers load (seg, cls, enhance, pretrain manifest) or a cine as .mp4 and DICOM."""
     from rich.progress import Progress
 
     from usfm_edge.data.phantom import Geometry, PhantomConfig, list_organs
-    from usfm_edge.data.phantom_datasets import write_phantom_dataset
+    from usfm_edge.data.phantom_datasets import Screen, write_phantom_dataset
 
     organ = organ or ("mixed" if task == "pretrain" else "liver")
     if organ not in (*list_organs(), "mixed"):
@@ -47,8 +51,13 @@ def phantom(out: Path, task: str, count: int, size: tuple[int, int], organ: str 
     if match_speckle is not None:
         config = _matched(config, match_speckle, out)
     extra: dict = {}
+    ui = task == "cine" if ui is None else ui
     if task == "cine":
         extra = {"fps": fps, "ui": ui, "canvas": canvas, "photometric": photometric, "rle": rle}
+    elif task in ("seg", "cls", "enhance"):
+        extra = {"screen": Screen(ui=ui, canvas=canvas, seed=seed)}
+    elif ui:
+        raise click.BadParameter("--ui is for seg, cls, enhance and cine", param_hint="--ui")
     if task == "pretrain":
         extra["organs"] = list_organs() if mixed else [organ]
     with Progress(transient=True) as progress:

@@ -1,4 +1,4 @@
-"""``usfm-edge pretrain`` (also ``python -m usfm_edge.train.pretrain`` for torchrun)."""
+"""``usfm-edge pretrain`` (under torchrun: ``torchrun ... -m usfm_edge pretrain ...``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from usfm_edge.cli.options import json_dict, run_resumable
+from usfm_edge.train.pretrain.objectives import list_objectives
 
 
 @click.command()
-@click.option("--objective", type=click.Choice(["sfmim", "mae", "feature"]), help="sfmim (USFM), mae, feature (URFM).")
+@click.option("--objective", type=click.Choice(list_objectives()), help="sfmim (USFM), mae, feature (URFM).")
 @click.option("--data", multiple=True, help="Image folder, manifest CSV, DICOM/video files or shard folder (repeatable).")
 @click.option("--model", help="Encoder to pretrain (usfm_vit_b16/s16/t16).")
 @click.option("--model-args", callback=json_dict, help='Encoder arguments as JSON, e.g. \'{"depth": 4}\'.')

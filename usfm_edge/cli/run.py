@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from usfm_edge.contracts.enums import Backend, Precision
+
 SOURCES_HELP = """Frames from: v4l2:/dev/video0?width=1920&height=1080&fps=60&fourcc=MJPG (capture card),
 'gst:PIPELINE ! appsink', rtsp://..., a video file, a DICOM file, an image folder, phantom:?fps=30&ui=1,
 igtl:HOST:PORT (OpenIGTLink IMAGE messages)."""
@@ -18,8 +20,9 @@ igtl:HOST:PORT (OpenIGTLink IMAGE messages)."""
 @click.option("--source", default="phantom:", show_default=True, help=SOURCES_HELP)
 @click.option("--sink", "sinks", multiple=True, help="Repeatable: video:out.mp4, images:DIR, jsonl:out.jsonl"
               "[?masks=polygons], window:, http:[HOST:]PORT (browser view, 127.0.0.1 by default), none: (default).")
-@click.option("--backend", default="auto", show_default=True, help="auto, onnxruntime, openvino, tensorrt or torch.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), help="Pick the bundle's artifact of "
+@click.option("--backend", type=click.Choice(["auto", *Backend.values()]), default="auto", show_default=True,
+              help="What runs the bundle's artifact (auto: the fastest installed that can).")
+@click.option("--precision", type=click.Choice(Precision.values()), help="Pick the bundle's artifact of "
               "this precision (default: the exported one).")
 @click.option("--device", default="CPU", show_default=True, help="CPU, GPU (ONNX Runtime CUDA/TensorRT "
               "providers, OpenVINO GPU) or NPU (OpenVINO).")
@@ -31,14 +34,15 @@ igtl:HOST:PORT (OpenIGTLink IMAGE messages)."""
 @click.option("--roi", help="x,y,w,h: crop here instead of detecting the scan region.")
 @click.option("--region", default="0", show_default=True, help="Which of the source's regions (DICOM "
               "ultrasound regions): an index, or 'all' for one result per region.")
-@click.option("--ema", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
-              help="Temporal smoothing: weight of the newest frame (1 = none).")
+@click.option("--ema", type=click.FloatRange(0.01, 1.0),
+              help="Temporal smoothing: weight of the newest frame (1 = none). Default 0.5 for streams, and 1 for "
+                   "image folders (unrelated stills).")
 @click.option("--report", type=click.Path(path_type=Path), help="Write the run's metrics here as JSON at exit.")
 @click.option("--engine-cache", type=click.Path(path_type=Path), help="TensorRT engine cache (default BUNDLE/engines).")
 @click.option("--quiet", is_flag=True, help="No live status line.")
 def run(bundle: Path, source: str, sinks: tuple[str, ...], backend: str, precision: str | None, device: str,
         threads: int | None, max_frames: int | None, realtime: bool, loop: bool, roi: str | None, region: str,
-        ema: float, report: Path | None, engine_cache: Path | None, quiet: bool) -> None:
+        ema: float | None, report: Path | None, engine_cache: Path | None, quiet: bool) -> None:
     """Stream frames through BUNDLE: crop to the scan region, infer, overlay, record.
 
     The default sink needs no display; ask for a window or a browser view explicitly.

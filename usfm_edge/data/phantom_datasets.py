@@ -4,6 +4,11 @@ Every task of the pipeline can then be trained and tested offline with exact gro
 segmentation masks, benign/malignant labels, clean enhancement targets, multi-organ
 pretraining manifests, and cines with the scan-region box and spacing the runtime's region
 detection is checked against.
+
+With ``ui`` (``usfm-edge phantom --ui --canvas HxW``) segmentation, classification and
+enhancement images are whole scanner screens, what a capture card delivers: the B-mode image
+inside UI chrome, masks and targets on the screen's grid, and ``screens.csv`` giving each
+image's box (x, y, w, h) on its screen.
 """
 
 from __future__ import annotations
@@ -40,38 +45,100 @@ def _save(path: Path, image: np.ndarray) -> None:
         raise OSError(f"{path}: could not write")
 
 
-def write_seg(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable) -> None:
+@dataclasses.dataclass(frozen=True)
+class Screen:
+    """Where phantom images go: as they are, or into scanner screens of ``canvas`` (H, W)."""
+
+    ui: bool = False
+    canvas: tuple[int, int] = (480, 640)
+    seed: int = 0
+
+    def place(self, i: int, frame: PhantomFrame,
+              *layers: tuple[np.ndarray, bool]) -> tuple[list[np.ndarray], tuple[int, ...]]:
+        """``layers`` ((image, is_mask) on the frame's grid) on screen ``i``, and the image's
+        box (x, y, w, h) there. Images get the same chrome (so a clean target matches its
+        degraded image outside the B-mode area); a mask (uint8 0/255 or indices) is scaled
+        by nearest neighbour and is zero outside the image. The first layer is an image."""
+        h, w = frame.image.shape[:2]
+        if not self.ui:
+            return [layer for layer, _ in layers], (0, 0, w, h)
+        placed, box = [], None
+        for layer, is_mask in layers:
+            if is_mask:
+                x, y, bw, bh = box
+                screen = np.zeros(self.canvas, layer.dtype)
+                screen[y:y + bh, x:x + bw] = cv2.resize(layer, (bw, bh), interpolation=cv2.INTER_NEAREST)
+            else:
+                screen, box = add_ui_chrome(layer, canvas_size=self.canvas, rng=(self.seed, i),
+                                            depth_cm=frame.depth_cm, scale=None)
+            placed.append(screen)
+        return placed, box
+
+    def spacing(self, frame: PhantomFrame, box: tuple[int, ...]) -> float:
+        return frame.spacing_mm * frame.image.shape[0] / box[3]
+
+
+class _Boxes:
+    """``screens.csv``: each screen's image box, the truth region detection is checked on."""
+
+    def __init__(self, screen: Screen) -> None:
+        self.screen, self.rows = screen, ["split,id,x,y,w,h"]
+
+    def add(self, split: str, name: str, box: tuple[int, ...]) -> None:
+        self.rows.append(f"{split},{name}," + ",".join(map(str, box)))
+
+    def write(self, out: Path) -> None:
+        if self.screen.ui:
+            (out / "screens.csv").write_text("\n".join(self.rows) + "\n")
+
+
+def write_seg(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable, *,
+              screen: Screen = Screen()) -> None:
     rng = np.random.default_rng(seed)
     config = dataclasses.replace(base, n_lesions=(1, max(1, base.n_lesions[1])))
-    rows = ["split,id,pixel_size_mm"]
+    rows, boxes = ["split,id,pixel_size_mm"], _Boxes(screen)
     for i, split in enumerate(split_names(n, fractions, rng)):
         frame = render(config, rng)
         name, folder = f"{i:05d}", out / SEG_SPLITS[split]
-        _save(folder / "image" / f"{name}.png", frame.image)
-        _save(folder / "mask" / f"{name}.png", ((frame.mask > 0) * 255).astype(np.uint8))
-        rows.append(f"{SEG_SPLITS[split]},{name},{frame.spacing_mm:.6f}")
+        (image, mask), box = screen.place(i, frame, (frame.image, False), (((frame.mask > 0) * 255).astype(np.uint8),
+                                                                             True))
+        _save(folder / "image" / f"{name}.png", image)
+        _save(folder / "mask" / f"{name}.png", mask)
+        rows.append(f"{SEG_SPLITS[split]},{name},{screen.spacing(frame, box):.6f}")
+        boxes.add(SEG_SPLITS[split], name, box)
         on_item()
     (out / "labels.csv").write_text("\n".join(rows) + "\n")
+    boxes.write(out)
 
 
-def write_cls(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable) -> None:
+def write_cls(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable, *,
+              screen: Screen = Screen()) -> None:
     """Benign and malignant alternate, so the classes stay balanced in every split."""
     rng = np.random.default_rng(seed)
+    boxes = _Boxes(screen)
     for i, split in enumerate(split_names(n, fractions, rng)):
         malignant = i % 2 == 1
         frame = render(dataclasses.replace(base, n_lesions=(1, 1), p_malignant=float(malignant)), rng)
-        _save(out / split / ("malignant" if malignant else "benign") / f"{i:05d}.png", frame.image)
+        (image,), box = screen.place(i, frame, (frame.image, False))
+        _save(out / split / ("malignant" if malignant else "benign") / f"{i:05d}.png", image)
+        boxes.add(split, f"{i:05d}", box)
         on_item()
+    boxes.write(out)
 
 
-def write_enhance(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable) -> None:
+def write_enhance(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable, *,
+                  screen: Screen = Screen()) -> None:
     rng = np.random.default_rng(seed)
+    boxes = _Boxes(screen)
     for i, split in enumerate(split_names(n, fractions, rng)):
         frame = render(base, rng)
         folder = out / SEG_SPLITS[split]
-        _save(folder / "image" / f"{i:05d}.png", frame.image)
-        _save(folder / "target" / f"{i:05d}.png", frame.clean)
+        (image, target), box = screen.place(i, frame, (frame.image, False), (frame.clean, False))
+        _save(folder / "image" / f"{i:05d}.png", image)
+        _save(folder / "target" / f"{i:05d}.png", target)
+        boxes.add(SEG_SPLITS[split], f"{i:05d}", box)
         on_item()
+    boxes.write(out)
 
 
 def write_pretrain(out: Path, base: PhantomConfig, n: int, seed: int, fractions, on_item: Callable, *,
@@ -144,4 +211,4 @@ def write_phantom_dataset(task: str, out: str | Path, *, n: int, config: Phantom
     return out
 
 
-__all__ = ["TASKS", "write_phantom_dataset"]
+__all__ = ["TASKS", "Screen", "write_phantom_dataset"]

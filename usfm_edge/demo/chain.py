@@ -27,7 +27,7 @@ from usfm_edge.demo import latency, report, stages
 from usfm_edge.demo.plan import DemoPlan
 from usfm_edge.demo.stages import Paths
 from usfm_edge.errors import DependencyError
-from usfm_edge.runtime.model import AUTO_ORDER
+from usfm_edge.backends.bundle import AUTO_ORDER
 
 NEEDS = (("torch", "train"), ("nncf", "train"), ("onnx", "train"), ("matplotlib", "bench"))  # module, extra
 STAGES = ("phantom data", "SF-MIM pretraining", "fine-tuning the teacher", "label-fraction runs", "distillation",
@@ -155,13 +155,13 @@ def _run(paths: Paths, plan: DemoPlan, *, threads: int, progress: bool, console)
 
 def _preprocessed(model_dir: Path, image: Path):
     """One test frame as the model sees it: (1, C, H, W) float32."""
-    from usfm_edge.preprocess import preprocess_frame
-    from usfm_edge.spec import CONFIG_FILE, ModelConfig
+    from usfm_edge.contracts import CONFIG_FILE, ModelConfig
+    from usfm_edge.contracts.prepare import prepare
 
-    return preprocess_frame(read_image(image), ModelConfig.read(model_dir / CONFIG_FILE).preprocess)
+    return prepare(read_image(image), ModelConfig.read(model_dir / CONFIG_FILE).preprocess)[0]
 
 
 def _source_dice(bundle: Path) -> float | None:
-    from usfm_edge.export.manifest import read_manifest
+    from usfm_edge.contracts.manifest import BundleManifest
 
-    return read_manifest(bundle)["validation"]["source"]
+    return BundleManifest.read(bundle).validation.source

@@ -47,11 +47,11 @@ def time_torch(model_dir: Path, x: np.ndarray, *, calls: int, advance=lambda n: 
 def time_bundle(bundle: Path, x: np.ndarray, *, backend: str, precision: str, calls: int, threads: int | None = None,
                 advance=lambda n: None) -> dict[str, Any]:
     """The runtime's own loaded model (hash-checked, the manifest's artifact), ``infer`` only."""
-    from usfm_edge.runtime.model import load_bundle
+    from usfm_edge.backends.bundle import load_bundle
 
     model = load_bundle(bundle, backend=backend, precision=precision, threads=threads)
     return {**time_calls(lambda: model.infer(x), calls=calls, advance=advance), "runs_in": model.session.precision,
-            "artifact": model.artifact["file"]}
+            "artifact": model.artifact.file}
 
 
 def latency_rows(*, teacher: Path, student: Path, bundles: dict[str, Path], x: np.ndarray, calls: int,

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from usfm_edge.contracts import Target
 from usfm_edge.data.layouts import SEG_SPLITS
 from usfm_edge.demo.plan import DemoPlan
 from usfm_edge.runtime.frame import Result
 from usfm_edge.runtime.sinks.base import Sink
 
-BACKENDS = ("onnxruntime", "openvino")  # the INT8 targets the demo exports, each through the gate
+BACKENDS = (Target.ONNXRUNTIME, Target.OPENVINO)  # the INT8 targets the demo exports, each through the gate
 BATCH = 8  # fine-tuning and distillation batch
 # What the demo owns in its folder: removed before a new run, and nothing else is touched.
 OWNED = ("data", "pretrain", "finetune", "fractions", "distill", "bundles", "run", "report", "report.html",
@@ -185,8 +186,8 @@ def distill(plan: DemoPlan, paths: Paths, *, progress: bool) -> dict[str, Any]:
 def export(plan: DemoPlan, paths: Paths, *, threads: int | None, say: Callable[[str], None]) -> dict[str, Any]:
     """The student to an INT8 bundle per backend, through the accuracy gate on the test
     frames. A gate failure is a result: it is recorded and shown, and the run goes on."""
+    from usfm_edge.contracts.manifest import BundleManifest
     from usfm_edge.export.exporter import ExportGateError, export_bundle
-    from usfm_edge.export.manifest import read_manifest
 
     results: dict[str, Any] = {}
     source = None
@@ -199,18 +200,17 @@ def export(plan: DemoPlan, paths: Paths, *, threads: int | None, say: Callable[[
             results[backend] = {"status": "gate failed", "message": str(exc)}
             say(f"{backend} int8: GATE FAILED: {exc}")
             continue
-        manifest = read_manifest(out)
-        validation = manifest["validation"]
-        artifact = manifest["artifacts"][0]
-        accepted = validation["artifacts"][artifact["file"]]
-        source = validation["source"]
+        manifest = BundleManifest.read(out)
+        validation, artifact = manifest.validation, manifest.artifacts[0]
+        accepted = validation.artifacts[artifact.file]
+        source = validation.source
         results[backend] = {
-            "status": "passed", "bundle": str(out.relative_to(paths.root)), "artifact": artifact["file"],
-            "dice": accepted["value"], "drop": accepted["drop"], "max_drop": validation["max_drop"],
+            "status": "passed", "bundle": str(out.relative_to(paths.root)), "artifact": artifact.file,
+            "dice": accepted["value"], "drop": accepted["drop"], "max_drop": validation.max_drop,
             "fallback_level": accepted["level"], "runs_in": accepted["runs_in"],
-            "parity_max_rel": validation["parity"][artifact["file"]]["max_rel"], "frames": validation["frames"]}
+            "parity_max_rel": validation.parity[artifact.file]["max_rel"], "frames": validation.frames}
         say(f"{backend} int8: gate passed, Dice {accepted['value']:.3f} (drop {accepted['drop']:+.4f}, "
-            f"max {validation['max_drop']})")
+            f"max {validation.max_drop})")
     return {"backends": results, "student_fp32_dice": source}
 
 
@@ -270,7 +270,7 @@ def run_cine(plan: DemoPlan, paths: Paths, bundle: Path, backend: str, *, thread
     write_report(paths.run / "report.json", report)
     infer = report["stages"].get("infer", {})
     return {"bundle": str(bundle.relative_to(paths.root)), "backend": backend,
-            "precision": pipeline.model.artifact["precision"], "source": source,
+            "precision": str(pipeline.model.artifact.precision), "source": source,
             "frames": report["frames_out"], "fps_out": report["fps_out"], "infer_p50_ms": infer.get("p50_ms"),
             "dice_mean": float(np.mean(collector.dice)) if collector.dice else None, "dice_per_frame": collector.dice,
             "video": str(video.relative_to(paths.root))}, collector

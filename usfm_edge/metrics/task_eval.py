@@ -1,41 +1,33 @@
-"""Score a network's raw outputs for one frame, on the frame's own grid. Shared by
-fine-tuning (outputs from torch) and the export gate (outputs from any backend)."""
+"""Score a network's raw outputs for one frame, on the frame's own grid. Shared by fine-tuning
+(outputs from torch), the export gate and ``bench --val`` (outputs from any backend): each maps
+the output back through ``usfm_edge.contracts.prepare``, as the runtime does."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from usfm_edge.contracts import Preprocess
+from usfm_edge.contracts.prepare import View, segment_frame, softmax, to_display
 from usfm_edge.metrics.enhancement import enhancement_metrics
 from usfm_edge.metrics.segmentation import segmentation_metrics
-from usfm_edge.preprocess import to_original_grid
-from usfm_edge.spec import Preprocess
 
 HEADLINE = {"seg": "dice", "cls": "balanced_accuracy", "enhance": "psnr"}
 
-
-def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
+__all__ = ["HEADLINE", "enhancement_case", "segmentation_case", "softmax", "to_display"]
 
 
-def to_display(output: np.ndarray, original: tuple[int, int], spec: Preprocess) -> np.ndarray:
-    """A normalized (C, h, w) restored image -> (H, W) 0..255 gray on the original grid."""
-    mean = np.asarray(spec.mean, np.float32)[:, None, None]
-    std = np.asarray(spec.std, np.float32)[:, None, None]
-    unit = np.clip(output * std + mean, 0, 1).mean(0, keepdims=True)
-    return to_original_grid(unit, original, spec)[0] * 255.0
-
-
-def segmentation_case(output: np.ndarray, truth: np.ndarray, spec: Preprocess, *, num_classes: int,
+def segmentation_case(output: np.ndarray, truth: np.ndarray, spec: Preprocess, view: View, *, num_classes: int,
                       spacing_mm: float | None = None) -> dict[str, float]:
-    """``output`` (K, h, w) logits; ``truth`` (H, W) indices."""
-    pred = to_original_grid(softmax(output), truth.shape, spec).argmax(0).astype(np.uint8)
+    """``output`` (K, h, w) logits for the crop ``view`` of a frame; ``truth`` (H, W) class
+    indices on the frame's grid."""
+    pred = segment_frame(output, view, spec, truth.shape)
     return segmentation_metrics(pred, truth, num_classes=num_classes, spacing_mm=spacing_mm)
 
 
-def enhancement_case(output: np.ndarray, target: np.ndarray, spec: Preprocess) -> dict[str, float]:
-    """``output`` (C, h, w) normalized image; ``target`` (H, W[, 3]) clean image."""
-    restored = to_display(output, target.shape[:2], spec)
-    clean = target if target.ndim == 2 else target.mean(-1)
+def enhancement_case(output: np.ndarray, target: np.ndarray, spec: Preprocess, view: View) -> dict[str, float]:
+    """``output`` (C, h, w) normalized image for the crop ``view``; ``target`` (H, W[, 3]) the
+    clean frame. Scored on the crop's grid: the chrome around it is not the model's work."""
+    clean = view.crop(target)
+    restored = to_display(output, clean.shape[:2], spec)
+    clean = clean if clean.ndim == 2 else clean.mean(-1)
     return enhancement_metrics(restored, target=clean.astype(np.float64))

@@ -25,7 +25,7 @@ from torch import nn
 
 from usfm_edge.errors import CheckpointError, CheckpointMismatchError
 from usfm_edge.models.pos_bias import relative_position_index, resize_bias_table
-from usfm_edge.spec import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD
+from usfm_edge.contracts import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD
 
 # Tensors a release may carry that the encoder does not use: SimMIM's mask token, and a
 # classifier head or its norm from a fine-tuned checkpoint.

@@ -1,7 +1,7 @@
 """The model directory: the seam between training and export.
 
     MODEL_DIR/config.json         schema, architecture, model args, task, head, labels,
-                                  preprocessing, provenance (usfm_edge.spec.ModelConfig)
+                                  preprocessing, provenance (usfm_edge.contracts.ModelConfig)
     MODEL_DIR/model.safetensors   weights only; nothing in it can execute
 
 Both files are written to temporary names and renamed into place, so an interrupted save
@@ -22,7 +22,7 @@ from usfm_edge.errors import CheckpointError, SchemaError
 from usfm_edge.fileio import sha256_file
 from usfm_edge.models.checkpoint import load_state_strict
 from usfm_edge.models.task_model import TaskModel, build_task_model
-from usfm_edge.spec import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
+from usfm_edge.contracts import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 
 
 def save_model_dir(model: TaskModel, path: str | Path) -> Path:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from usfm_edge.models.registry import create_head, create_model
-from usfm_edge.spec import HeadSpec, ModelConfig, Preprocess, Task
+from usfm_edge.contracts import HeadSpec, ModelConfig, Preprocess, Task
 
 # The head a task gets when none is named: UPerNet for the foundation-size encoder, the light
 # head for students and CNNs.

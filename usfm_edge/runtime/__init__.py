@@ -1,10 +1,7 @@
-"""Real-time pipeline: sources, scan-region crop, inference, overlay (``usfm-edge run``).
+"""Real-time pipeline: sources, scan-region tracking, inference, overlay (``usfm-edge run``).
 
-Must never import torch or training code: a cart runs it with the core install alone (a test
-enforces this). ``runtime.app.build_pipeline`` assembles the stages from names.
+Must never import torch, training or export code: a cart runs it with the core install alone
+(``tests/test_import_layers.py`` enforces it, lazy imports included). Frames are prepared by
+``usfm_edge.contracts.prepare``, the code every other stage uses; models run through
+``usfm_edge.backends``. ``runtime.app.build_pipeline`` assembles the stages from names.
 """
-
-from usfm_edge.preprocess import preprocess_frame
-from usfm_edge.spec import ModelConfig, Preprocess
-
-__all__ = ["ModelConfig", "Preprocess", "preprocess_frame"]

@@ -6,16 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from usfm_edge.backends.bundle import BundleModel, load_bundle
+from usfm_edge.contracts import Crop
+from usfm_edge.contracts.region import Box, RegionTracker
 from usfm_edge.errors import InputError
-from usfm_edge.runtime.frame import Box
 from usfm_edge.runtime.metrics import RunMetrics
-from usfm_edge.runtime.model import BundleModel, load_bundle
 from usfm_edge.runtime.pipeline import Pipeline, PipelineConfig, set_cpu_threads, spare_core
 from usfm_edge.runtime.postprocess import PostConfig, make_postprocessor
-from usfm_edge.runtime.region import RegionTracker
 from usfm_edge.runtime.sinks import SinkContext, open_sink
 from usfm_edge.runtime.sources import SourceOptions, open_source
-from usfm_edge.spec import Crop
 
 
 @dataclass
@@ -33,7 +32,7 @@ class RunOptions:
     roi: Box | None = None
     region: int | str = 0  # which source region (DICOM), or "all"
     redetect_every: int = 30
-    ema: float = 0.5
+    ema: float | None = None  # None: 0.5 for streams, 1 (no smoothing) for stills
     max_backend_errors: int = 10
     engine_cache: Path | None = None
 
@@ -76,9 +75,15 @@ def build_pipeline(options: RunOptions, *, model: BundleModel | None = None, met
         for sink in sinks:
             sink.close()
         raise
-    post = make_postprocessor(model.task, model.spec, model.labels, PostConfig(ema=options.ema))
-    tracker = RegionTracker(roi=options.roi, pick=options.region, redetect_every=options.redetect_every)
-    config = PipelineConfig(max_frames=options.max_frames, crop=model.spec.crop is Crop.SCAN_REGION
-                            or options.roi is not None, max_backend_errors=options.max_backend_errors,
+    # A folder of stills is a set of unrelated screens: each is located on its own, exactly as
+    # the export gate located it, and none is smoothed with its neighbour.
+    ema = options.ema if options.ema is not None else 1.0 if source.stills else 0.5
+    post = make_postprocessor(model.task, model.spec, model.labels, PostConfig(ema=ema))
+    tracker = RegionTracker(roi=options.roi, pick=options.region,
+                            redetect_every=1 if source.stills else options.redetect_every,
+                            min_change=0.0 if source.stills else 0.05,
+                            crop=model.spec.crop is Crop.SCAN_REGION or options.roi is not None,
+                            sector=model.spec.mask_sector)
+    config = PipelineConfig(max_frames=options.max_frames, max_backend_errors=options.max_backend_errors,
                             prepare_thread=spare_core(options.threads))
     return Pipeline(source, model, post, tracker, sinks, config, metrics=metrics)

@@ -32,8 +32,9 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from usfm_edge.contracts.region import Box, View
 from usfm_edge.errors import InputError, UsfmEdgeError
-from usfm_edge.runtime.frame import Box, Frame, Result
+from usfm_edge.runtime.frame import Frame, Result
 from usfm_edge.runtime.metrics import RunMetrics
 from usfm_edge.runtime.overlay import draw_result
 from usfm_edge.runtime.postprocess import Postprocessor
@@ -58,13 +59,12 @@ class InferenceModel(Protocol):
 class Tracker(Protocol):
     changes: int
 
-    def update(self, image: np.ndarray, source_regions: Sequence[Box] = ()) -> list[Box]: ...
+    def update(self, image: np.ndarray, source_regions: Sequence[Box] = ()) -> list[View]: ...
 
 
 @dataclass
 class PipelineConfig:
     max_frames: int | None = None  # stop after this many processed frames
-    crop: bool = True  # crop to the scan region (the bundle's preprocess.crop says whether to)
     max_backend_errors: int = 10  # consecutive failed frames before giving up
     reconnect_backoff_s: tuple[float, float] = (0.25, 5.0)  # first and longest wait between reopen tries
     max_reconnects: int | None = None  # per run; None: keep trying (a cart's cable comes back)
@@ -79,7 +79,7 @@ class Prepared:
     that stopped it (counted where inference failures are)."""
 
     frame: Frame
-    boxes: list[Box]
+    views: list[View]
     x: np.ndarray | None
     times_ms: dict[str, float]
     region_changed: bool
@@ -252,19 +252,16 @@ class Pipeline:
         t = time.perf_counter()
         image = frame.image
         try:
-            if self.config.crop:
-                boxes = self.tracker.update(image, frame.regions)
-            else:
-                boxes = [(0, 0, image.shape[1], image.shape[0])]
+            views = self.tracker.update(image, frame.regions)
             changed = self.tracker.changes != self._changes_seen
             self._changes_seen = self.tracker.changes
-            crops = [image[y:y + h, x:x + w] for x, y, w, h in boxes]
+            crops = [view.crop(image) for view in views]
             times["crop"], t = (time.perf_counter() - t) * 1000.0, time.perf_counter()
             x = self.model.preprocess(crops)
             times["preprocess"] = (time.perf_counter() - t) * 1000.0
         except Exception as exc:  # counted with the inference failures, on the inference thread
             return Prepared(frame, [], None, times, False, error=exc)
-        return Prepared(frame, boxes, x, times, changed)
+        return Prepared(frame, views, x, times, changed)
 
     # ------------------------------------------------------------------ sink thread
 
@@ -304,7 +301,8 @@ class Pipeline:
         arrive in order, which the temporal smoothing needs."""
         if result.region_changed:
             self.post.reset()  # the region moved: smoothed maps no longer line up
-        result.outputs = [self.post(result.raw[i], (h, w), i) for i, (_, _, w, h) in enumerate(result.boxes)]
+        image = result.frame.image
+        result.outputs = [self.post(result.raw[i], view, view.crop(image), i) for i, view in enumerate(result.views)]
 
     def _emit(self, result: Result) -> None:
         if self.replay:
@@ -328,7 +326,7 @@ class Pipeline:
         t = time.perf_counter()
         out = self.model.infer(item.x)  # (B, ...) one row per region
         times = {**item.times_ms, "infer": (time.perf_counter() - t) * 1000.0}
-        return Result(item.frame, item.boxes, out, times_ms=times,
+        return Result(item.frame, item.views, out, times_ms=times,
                       latency_ms=(time.monotonic() - item.frame.captured) * 1000.0, region_changed=item.region_changed)
 
     def run(self) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Network output -> what a clinician sees, per task (a registry keyed by the bundle's task).
 
-Outputs are mapped back onto the crop's own pixel grid (undoing the letterbox or stretch of
-``manifest.preprocess``) and smoothed over time: an EMA on probabilities steadies a mask or
-a class call that would otherwise flicker with speckle. The EMA state resets when the scan
-region changes (a depth change moves every pixel)."""
+Outputs are mapped back onto the crop's own pixel grid and cleared outside the imaging sector
+by ``usfm_edge.contracts.prepare``, the code the export gate scores with, so with ``--ema 1``
+a mask here is the mask the gate measured. Smoothing over time is the runtime's own step: an
+EMA on probabilities steadies a mask or a class call that would otherwise flicker with
+speckle. Its state resets when the scan region changes (a depth change moves every pixel)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from usfm_edge.metrics.task_eval import softmax, to_display
-from usfm_edge.preprocess import to_original_grid
-from usfm_edge.spec import Preprocess
+from usfm_edge.contracts import Preprocess
+from usfm_edge.contracts.prepare import View, class_map, clear_outside_sector, softmax, to_display
 
 _POSTPROCESSORS: dict[str, type[Postprocessor]] = {}
 
@@ -45,8 +45,9 @@ class Postprocessor(ABC):
         self._state.clear()
 
     @abstractmethod
-    def __call__(self, output: np.ndarray, crop_shape: tuple[int, int], region: int = 0) -> dict[str, Any]:
-        """One region's raw output (no batch axis) -> a result dict on the crop's grid."""
+    def __call__(self, output: np.ndarray, view: View, crop: np.ndarray, region: int = 0) -> dict[str, Any]:
+        """One region's raw output (no batch axis) -> a result dict on the crop's grid;
+        ``crop`` is the captured pixels of the region."""
 
 
 def register_postprocessor(cls: type[Postprocessor]) -> type[Postprocessor]:
@@ -56,23 +57,19 @@ def register_postprocessor(cls: type[Postprocessor]) -> type[Postprocessor]:
 
 def make_postprocessor(task: str, spec: Preprocess, labels: list[str],
                        config: PostConfig | None = None) -> Postprocessor:
-    return _POSTPROCESSORS[task](spec, labels, config)
+    return _POSTPROCESSORS[str(task)](spec, labels, config)
 
 
 @register_postprocessor
 class Segmentation(Postprocessor):
     task = "seg"
 
-    def __call__(self, output: np.ndarray, crop_shape: tuple[int, int], region: int = 0) -> dict[str, Any]:
-        # Smooth at network resolution (cheap), then map back to the crop: (K, h, w) -> (K, H, W).
+    def __call__(self, output: np.ndarray, view: View, crop: np.ndarray, region: int = 0) -> dict[str, Any]:
+        # Smooth at network resolution (cheap), then map back to the crop: (K, h, w) -> (H, W).
         probs = self.smooth(region, softmax(output, axis=0))
-        classes = probs.shape[0]
-        if classes == 2:  # only the foreground map is needed: map back one channel, not two
-            mask = (to_original_grid(probs[1:], crop_shape, self.spec)[0] >= self.config.threshold).astype(np.uint8)
-        else:
-            mask = to_original_grid(probs, crop_shape, self.spec).argmax(0).astype(np.uint8)
+        mask = class_map(probs, view, self.spec, threshold=self.config.threshold)
         areas = {self.labels[k] if k < len(self.labels) else str(k): int((mask == k).sum())
-                 for k in range(1, classes)}
+                 for k in range(1, probs.shape[0])}
         return {"mask": mask, "areas_px": areas}
 
 
@@ -80,7 +77,7 @@ class Segmentation(Postprocessor):
 class Classification(Postprocessor):
     task = "cls"
 
-    def __call__(self, output: np.ndarray, crop_shape: tuple[int, int], region: int = 0) -> dict[str, Any]:
+    def __call__(self, output: np.ndarray, view: View, crop: np.ndarray, region: int = 0) -> dict[str, Any]:
         probs = self.smooth(region, softmax(output.reshape(-1), axis=0))
         top = int(probs.argmax())
         return {"probs": {label: float(p) for label, p in zip(self.labels, probs)},
@@ -91,9 +88,12 @@ class Classification(Postprocessor):
 class Enhancement(Postprocessor):
     task = "enhance"
 
-    def __call__(self, output: np.ndarray, crop_shape: tuple[int, int], region: int = 0) -> dict[str, Any]:
-        image = to_display(self.smooth(region, output), crop_shape, self.spec)
-        return {"image": np.clip(image, 0, 255).astype(np.uint8)}
+    def __call__(self, output: np.ndarray, view: View, crop: np.ndarray, region: int = 0) -> dict[str, Any]:
+        image = np.clip(to_display(self.smooth(region, output), view.shape, self.spec), 0, 255).astype(np.uint8)
+        gray = crop if crop.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(crop[..., :3]), cv2.COLOR_RGB2GRAY)
+        if gray.dtype != np.uint8:
+            gray = (gray >> 8).astype(np.uint8) if gray.dtype == np.uint16 else np.clip(gray, 0, 255).astype(np.uint8)
+        return {"image": clear_outside_sector(image, view, self.spec, fill=gray)}
 
 
 def mask_to_polygons(mask: np.ndarray, min_area: int = 4) -> list[list[list[int]]]:

@@ -28,6 +28,8 @@ class FinetuneConfig:
     img_size: int = 224
     in_chans: int = 1
     resize: str = "stretch"
+    crop: str = "scan_region"  # scan_region: every stage crops to the B-mode image found in the frame; none
+    mask_sector: bool = True  # clear results outside the imaging sector (fan or rectangle)
     label_fraction: float = 1.0
     epochs: int = 10
     batch_size: int = 8
@@ -55,6 +57,10 @@ class FinetuneConfig:
             raise SchemaError(f"task {self.task!r}; use seg, cls or enhance")
         if not 0 < self.label_fraction <= 1:
             raise SchemaError(f"label_fraction {self.label_fraction}; give a fraction in (0, 1]")
+        if self.crop not in ("scan_region", "none"):
+            raise SchemaError(f"crop {self.crop!r}; use scan_region or none")
+        if self.resize not in ("stretch", "letterbox"):
+            raise SchemaError(f"resize {self.resize!r}; use stretch or letterbox")
         if self.img_size % 16:
             raise SchemaError(f"img_size {self.img_size} must be a multiple of 16 (the patch size)")
         check_precision(self.precision, UNSCALED)

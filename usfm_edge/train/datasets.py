@@ -1,5 +1,7 @@
-"""Torch datasets over the on-disk layouts. Frames go through ``preprocess_frame``, the
-function the runtime uses, so a model trains on exactly the pixels it will see deployed."""
+"""Torch datasets over the on-disk layouts. Frames go through the one prepare path
+(``usfm_edge.contracts.prepare``): located and cropped by the model's crop rule (image and
+mask alike), then preprocessed, as the runtime prepares a captured screen, so a model trains on
+exactly the pixels it will see deployed."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from usfm_edge.data.layouts import (
     ClassificationSplit, EnhancementSplit, SegmentationSplit, load_classification, load_enhancement,
     load_segmentation,
 )
-from usfm_edge.preprocess import preprocess_frame, resize_label_map
-from usfm_edge.spec import Preprocess
+from usfm_edge.contracts import Preprocess
+from usfm_edge.contracts.prepare import locate, preprocess_frame, resize_label_map
+from usfm_edge.contracts.region import Box
 from usfm_edge.train.augment import Augment
 
 Split = SegmentationSplit | ClassificationSplit | EnhancementSplit
@@ -46,6 +49,7 @@ class SupervisedDataset(Dataset):
         self.task, self.split, self.preprocess = task, split, preprocess
         self.indices = list(range(len(split))) if indices is None else list(indices)
         self.augment, self.seed, self.epoch = augment, seed, 0
+        self._boxes: dict[int, Box] = {}  # the crop of each frame: located once, it never changes
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentations are drawn from (seed, epoch, index): the same on a resumed run."""
@@ -57,6 +61,12 @@ class SupervisedDataset(Dataset):
     def __getitem__(self, item: int) -> dict:
         index = self.indices[item]
         image, target = self.split.load(index)
+        if index not in self._boxes:
+            self._boxes[index] = locate(image, self.preprocess, sector=False).box
+        x0, y0, w, h = self._boxes[index]
+        image = image[y0:y0 + h, x0:x0 + w]
+        if self.task != "cls":  # a mask or a clean target lies on the frame's grid: the same crop
+            target = target[y0:y0 + h, x0:x0 + w]
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, self.epoch, index))
             geometric = target if self.task != "cls" else None

@@ -22,7 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from usfm_edge.data.images import IMAGE_SUFFIXES, read_image
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
-from usfm_edge.preprocess import preprocess_frame
+from usfm_edge.contracts.prepare import locate, preprocess_frame
 from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import save_config
 from usfm_edge.train.datasets import SupervisedDataset, load_split
@@ -58,7 +58,8 @@ class DistillConfig:
 
 
 class UnlabeledFrames(Dataset):
-    """Images below a folder, as distillation items without a target."""
+    """Images below a folder, as distillation items without a target, cropped by the teacher's
+    crop rule like every labelled frame."""
 
     def __init__(self, root: str | Path, preprocess, *, task: str, augment: Augment | None, seed: int) -> None:
         self.files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -69,6 +70,7 @@ class UnlabeledFrames(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image = read_image(self.files[index])
+        image = locate(image, self.preprocess, sector=False).crop(image)
         if self.augment is not None:
             image, _ = self.augment(image, None, np.random.default_rng((self.seed, index)))
         x = torch.from_numpy(preprocess_frame(image, self.preprocess)[0])

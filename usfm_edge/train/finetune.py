@@ -21,13 +21,13 @@ from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from usfm_edge.errors import InputError
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
 from usfm_edge.models.checkpoint import load_encoder_checkpoint, load_state_strict
-from usfm_edge.preprocess import preprocess_frame, to_original_grid
-from usfm_edge.spec import Preprocess, Resize
+from usfm_edge.contracts import Crop, Preprocess, Resize
+from usfm_edge.contracts.prepare import segment_frame, to_display
 from usfm_edge.train import previews
 from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import FinetuneConfig, save_config
 from usfm_edge.train.datasets import SupervisedDataset, load_split, strata
-from usfm_edge.train.evaluate import evaluate, headline, softmax, to_display
+from usfm_edge.train.evaluate import evaluate, headline, predict
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 from usfm_edge.train.precision import autocast
@@ -122,7 +122,8 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
     config = make_config(cfg.model, cfg.task, labels=labels, img_size=cfg.img_size, in_chans=cfg.in_chans,
                          head=cfg.head, model_args=model_args,
                          provenance={"data": str(cfg.data), "label_fraction": subset, "init": cfg.init})
-    config.preprocess = Preprocess.for_channels(cfg.in_chans, (cfg.img_size, cfg.img_size), resize=Resize(cfg.resize))
+    config.preprocess = Preprocess.for_channels(cfg.in_chans, (cfg.img_size, cfg.img_size), resize=Resize(cfg.resize),
+                                                crop=Crop(cfg.crop), mask_sector=cfg.mask_sector)
     model = build_task_model(config).to(device)
     if cfg.init:
         config.provenance["init_report"] = init_encoder(model, cfg.init)
@@ -225,16 +226,15 @@ def write_previews(model, cfg: FinetuneConfig, split, spec: Preprocess, device, 
     model.eval()
     for i in range(min(cfg.previews, len(split))):
         image, target = split.load(i)
-        with torch.no_grad():
-            out = model(torch.from_numpy(preprocess_frame(image, spec)).to(device)).float().cpu().numpy()[0]
+        outputs, views = predict(model, [image], spec, device)
+        out, view = outputs[0], views[0]
         if cfg.task == "seg":
-            pred = to_original_grid(softmax(out), target.shape, spec).argmax(0)
-            panel = previews.draw_mask_contours(image, pred, target)
+            panel = previews.draw_mask_contours(image, segment_frame(out, view, spec, target.shape), target)
         elif cfg.task == "cls":
             panel = previews.draw_mask_contours(image, np.zeros(image.shape[:2]))
             text = f"{split.classes[int(out.argmax())]} ({split.classes[target]})"
             cv2.putText(panel, text, (5, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, previews.GREEN, 2)
         else:
-            restored = to_display(out, target.shape[:2], spec).round().astype(np.uint8)
-            panel = previews.side_by_side(image, restored, target)
+            restored = to_display(out, view.shape, spec).round().astype(np.uint8)
+            panel = previews.side_by_side(view.crop(image), restored, view.crop(target))
         previews.save_png(folder / f"{i:02d}.png", panel)

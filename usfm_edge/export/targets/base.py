@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from usfm_edge.contracts import Backend, Precision, Target
 from usfm_edge.errors import UsfmEdgeError
 
-_TARGETS: dict[str, type[Target]] = {}
+_TARGETS: dict[Target, type[ExportTarget]] = {}
 
 
 @dataclass
@@ -28,15 +29,15 @@ class BuildContext:
 class Built:
     file: str  # relative to the bundle
     format: str
-    backend: str  # what runs it when deployed
-    check_backend: str | None = None  # what runs it here for the gate, when ``backend`` cannot
-    extra_files: list[str] = field(default_factory=list)
+    backend: Backend  # what runs it when deployed
+    check_backend: Backend | None = None  # what runs it here for the gate, when ``backend`` cannot
+    extra_files: list[str] = field(default_factory=list)  # other files it loads (OpenVINO's .bin)
     options: dict = field(default_factory=dict)
 
 
-class Target(ABC):
-    name: str
-    precisions: tuple[str, ...]
+class ExportTarget(ABC):
+    name: Target
+    precisions: tuple[Precision, ...]
     libraries: tuple[str, ...]  # recorded in built_with
     levels: int = 1  # how many quantization fallback levels the target has
 
@@ -56,23 +57,24 @@ class Target(ABC):
         return versions
 
 
-def register_target(cls: type[Target]) -> type[Target]:
-    _TARGETS[cls.name] = cls
+def register_target(cls: type[ExportTarget]) -> type[ExportTarget]:
+    _TARGETS[Target(cls.name)] = cls
     return cls
 
 
 def list_targets() -> list[str]:
-    return sorted(_TARGETS)
+    return sorted(t.value for t in _TARGETS)
 
 
 def target_table() -> dict[str, tuple[str, ...]]:
-    return {name: _TARGETS[name].precisions for name in list_targets()}
+    return {name: tuple(p.value for p in _TARGETS[Target(name)].precisions) for name in list_targets()}
 
 
-def get_target(name: str, precision: str) -> type[Target]:
-    if name not in _TARGETS:
-        raise UsfmEdgeError(f"unknown target {name!r}; known: {', '.join(list_targets())}")
-    target = _TARGETS[name]
+def get_target(name: str | Target, precision: str | Precision) -> type[ExportTarget]:
+    try:
+        target = _TARGETS[Target(name)]
+    except (ValueError, KeyError):
+        raise UsfmEdgeError(f"unknown target {name!r}; known: {', '.join(list_targets())}") from None
     if precision not in target.precisions:
         valid = "; ".join(f"{t}: {', '.join(p)}" for t, p in target_table().items())
         raise UsfmEdgeError(f"--target {name} does not build {precision}; valid pairs: {valid}")

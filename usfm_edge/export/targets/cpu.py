@@ -5,21 +5,22 @@ without OpenVINO, or a minimal install)."""
 
 from __future__ import annotations
 
-from usfm_edge.export.targets.base import BuildContext, Built, Target, register_target
+from usfm_edge.contracts import Backend, Precision, Target
+from usfm_edge.export.targets.base import BuildContext, Built, ExportTarget, register_target
 from usfm_edge.export.targets.onnxruntime import OnnxRuntimeTarget
 from usfm_edge.export.targets.openvino import OpenVinoTarget
 
 
 def best_cpu_target() -> type[Target]:
-    from usfm_edge.runtime.backends import available_backends
+    from usfm_edge.backends import available_backends
 
-    return OpenVinoTarget if "openvino" in available_backends() else OnnxRuntimeTarget
+    return OpenVinoTarget if Backend.OPENVINO in available_backends() else OnnxRuntimeTarget
 
 
 @register_target
-class CpuTarget(Target):
-    name = "cpu"
-    precisions = ("fp32", "int8")
+class CpuTarget(ExportTarget):
+    name = Target.CPU
+    precisions = (Precision.FP32, Precision.INT8)
     libraries = ("openvino", "nncf", "onnxruntime", "onnx", "torch")
     levels = 2
 

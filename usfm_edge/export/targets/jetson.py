@@ -1,5 +1,5 @@
 """NVIDIA Jetson target: the bundle carries a TensorRT-ready ONNX and the pinned trtexec
-command; the engine is built on the device on first start (``usfm_edge.export.jetson``).
+command; the engine is built on the device on first start (``usfm_edge.backends.tensorrt_engine``).
 
 int8: a Q/DQ ONNX from ONNX Runtime's quantizer with TensorRT's rules (symmetric int8
 activations and weights, zero points 0, per-channel weights on the output axis, float
@@ -8,18 +8,19 @@ Runtime for the gate. fp16: the fp32 ONNX built with --fp16."""
 
 from __future__ import annotations
 
+from usfm_edge.backends.qdq_rules import check_tensorrt_qdq
+from usfm_edge.backends.tensorrt_engine import trtexec_command
+from usfm_edge.contracts import Backend, Precision, Target
 from usfm_edge.errors import UsfmEdgeError
-from usfm_edge.export.jetson import trtexec_command
 from usfm_edge.export.onnx_export import INPUT
-from usfm_edge.export.qdq_rules import check_tensorrt_qdq
-from usfm_edge.export.targets.base import BuildContext, Built, Target, register_target
+from usfm_edge.export.targets.base import BuildContext, Built, ExportTarget, register_target
 from usfm_edge.export.targets.onnxruntime import quantize_qdq
 
 
 @register_target
-class JetsonTarget(Target):
-    name = "jetson"
-    precisions = ("fp16", "int8")
+class JetsonTarget(ExportTarget):
+    name = Target.JETSON
+    precisions = (Precision.FP16, Precision.INT8)
     libraries = ("onnxruntime", "onnx", "torch")
     levels = 2
 
@@ -35,7 +36,7 @@ class JetsonTarget(Target):
                 raise UsfmEdgeError(f"{file} breaks TensorRT's Q/DQ rules: {problems[0]} ({len(problems)} in all)")
         command = trtexec_command("{onnx}", "{engine}", precision=precision, input_name=INPUT,
                                   shape=ctx.options["input_shape"])
-        return Built(file=file, format="onnx", backend="tensorrt", check_backend="onnxruntime",
+        return Built(file=file, format="onnx", backend=Backend.TENSORRT, check_backend=Backend.ONNXRUNTIME,
                      options={"trtexec": command, "engine_cache": "keyed by GPU, compute capability, TensorRT "
                               "version, ONNX sha256 and build flags", "dla": "add --useDLACore=N --allowGPUFallback "
                               "on Orin AGX/NX"})

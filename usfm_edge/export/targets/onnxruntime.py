@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from usfm_edge.contracts import Backend, Precision, Target
 from usfm_edge.export.onnx_export import INPUT
-from usfm_edge.export.targets.base import BuildContext, Built, Target, register_target
+from usfm_edge.export.targets.base import BuildContext, Built, ExportTarget, register_target
 from usfm_edge.offline import import_quietly
 
 OPS = ["MatMul", "Gemm", "Conv"]
@@ -74,18 +75,18 @@ def quantize_qdq(ctx: BuildContext, out: Path, *, for_tensorrt: bool) -> list[st
 
 
 @register_target
-class OnnxRuntimeTarget(Target):
-    name = "onnxruntime"
-    precisions = ("fp32", "int8")  # fp16 is not a CPU ONNX Runtime precision
+class OnnxRuntimeTarget(ExportTarget):
+    name = Target.ONNXRUNTIME
+    precisions = (Precision.FP32, Precision.INT8)  # fp16 is not a CPU ONNX Runtime precision
     libraries = ("onnxruntime", "onnx", "torch")
     levels = 2
 
     @classmethod
     def build(cls, precision: str, ctx: BuildContext) -> Built:
         if precision == "fp32":
-            return Built(file=ctx.onnx_fp32.name, format="onnx", backend="onnxruntime")
+            return Built(file=ctx.onnx_fp32.name, format="onnx", backend=Backend.ONNXRUNTIME)
         out = ctx.out / "model.int8.onnx"
         exclude = quantize_qdq(ctx, out, for_tensorrt=False)
-        return Built(file=out.name, format="onnx", backend="onnxruntime",
+        return Built(file=out.name, format="onnx", backend=Backend.ONNXRUNTIME,
                      options={"ops": OPS, "per_channel": True, "activations": "uint8 asymmetric",
                               "weights": "int8 symmetric", "calibration": "minmax", "fp32_nodes": exclude})

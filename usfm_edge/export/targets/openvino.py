@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from usfm_edge.export.targets.base import BuildContext, Built, Target, register_target
+from usfm_edge.contracts import Backend, Precision, Target
+from usfm_edge.export.targets.base import BuildContext, Built, ExportTarget, register_target
 from usfm_edge.offline import import_quietly
 
 
 @register_target
-class OpenVinoTarget(Target):
-    name = "openvino"
-    precisions = ("fp32", "fp16", "int8")
+class OpenVinoTarget(ExportTarget):
+    name = Target.OPENVINO
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     libraries = ("openvino", "nncf", "onnx", "torch")
     levels = 2
 
@@ -26,7 +27,7 @@ class OpenVinoTarget(Target):
             model, options = cls._quantize(model, ctx)
         xml = ctx.out / f"openvino_{precision}.xml"
         ov.save_model(model, str(xml), compress_to_fp16=precision == "fp16")
-        return Built(file=xml.name, format="openvino_ir", backend="openvino",
+        return Built(file=xml.name, format="openvino_ir", backend=Backend.OPENVINO,
                      extra_files=[xml.with_suffix(".bin").name], options=options)
 
     @classmethod

@@ -4,15 +4,16 @@ the device instead. TensorRT is imported only inside ``build``."""
 
 from __future__ import annotations
 
+from usfm_edge.contracts import Precision, Target
 from usfm_edge.errors import DependencyError
-from usfm_edge.export.targets.base import BuildContext, Built, Target, register_target
+from usfm_edge.export.targets.base import BuildContext, Built, ExportTarget, register_target
 from usfm_edge.export.targets.jetson import JetsonTarget
 
 
 @register_target
-class TensorRtTarget(Target):
-    name = "tensorrt"
-    precisions = ("fp16", "int8")
+class TensorRtTarget(ExportTarget):
+    name = Target.TENSORRT
+    precisions = (Precision.FP16, Precision.INT8)
     libraries = ("tensorrt", "onnxruntime", "onnx", "torch")
     levels = 2
 
@@ -23,11 +24,13 @@ class TensorRtTarget(Target):
         except ImportError as exc:
             raise DependencyError("--target tensorrt builds the engine here and needs TensorRT and an NVIDIA GPU; "
                                   "use --target jetson to ship the ONNX and build on the device") from exc
-        from usfm_edge.export.jetson import build_engine
+        from usfm_edge.backends.tensorrt_engine import build_engine
+        from usfm_edge.contracts.manifest import Artifact
         from usfm_edge.fileio import sha256_file
 
         built = JetsonTarget.build(precision, ctx)
-        artifact = {"file": built.file, "sha256": sha256_file(ctx.out / built.file), "options": built.options}
+        artifact = Artifact(format=built.format, precision=precision, target=cls.name, backend=built.backend,
+                            file=built.file, sha256=sha256_file(ctx.out / built.file), options=built.options)
         engine = build_engine(ctx.out, artifact, cache_dir=ctx.out / "engines")
         built.extra_files = [str(engine.relative_to(ctx.out))]
         return built

@@ -102,7 +102,7 @@ class JsonlSink(Sink):
             if "image" in out:
                 entry["image_mean"] = float(np.mean(out["image"]))
             regions.append(entry)
-        record = {"index": result.frame.index, "source_time_ms": result.frame.source_time_ms,
+        record = {"index": result.frame.index, "name": result.frame.name, "source_time_ms": result.frame.source_time_ms,
                   "latency_ms": round(result.latency_ms, 3),
                   "times_ms": {k: round(v, 3) for k, v in result.times_ms.items()}, "regions": regions}
         self.file.write(json.dumps(record) + "\n")

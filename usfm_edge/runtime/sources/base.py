@@ -42,6 +42,7 @@ class Source(ABC):
 
     scheme: str = ""
     live: bool = False  # frames arrive at their own pace and are lost if not taken
+    stills: bool = False  # unrelated images (a folder of screens), not a stream of one scene
     reconnects: bool = False  # after a SourceError, close and reopen it (with back-off) instead of stopping
     fps: float | None = None
 

@@ -18,7 +18,8 @@ from usfm_edge.data.dicom import is_dicom_file, read_dicom
 from usfm_edge.data.images import IMAGE_SUFFIXES, read_image
 from usfm_edge.data.video import VIDEO_SUFFIXES
 from usfm_edge.errors import InputError
-from usfm_edge.runtime.frame import Box, Frame
+from usfm_edge.contracts.region import Box
+from usfm_edge.runtime.frame import Frame
 from usfm_edge.runtime.sources.base import (FrameError, Source, SourceError, SourceOptions, float_param,
                                             register_source)
 
@@ -57,7 +58,7 @@ class FileSource(Source):
             item = next(self._iter, None)
         if item is None:
             return None
-        image, time_ms = item
+        image, time_ms, *named = item
         if isinstance(image, Exception):  # an unreadable file in a folder: skip it, counted
             self._index += 1
             raise FrameError(str(image))
@@ -66,7 +67,7 @@ class FileSource(Source):
             delay = self._t0 + (stamp + (self._loop_ms if self.options.loop else 0.0)) / 1000.0 - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        frame = Frame(image, self._index, time.monotonic(), stamp, self.regions)
+        frame = Frame(image, self._index, time.monotonic(), stamp, self.regions, named[0] if named else None)
         self._index += 1
         return frame
 
@@ -144,9 +145,11 @@ class DicomSource(FileSource):
 
 
 class ImageFolderSource(FileSource):
-    """Every image under a folder, in sorted path order (recursive)."""
+    """Every image under a folder, in sorted path order (recursive). Each is a still: located
+    on its own and not smoothed with its neighbours (``stills``)."""
 
     scheme = "images"
+    stills = True
 
     def __init__(self, path: str | Path, options: SourceOptions, fps: float | None = None) -> None:
         super().__init__(path, options, fps or DEFAULT_FPS)
@@ -154,12 +157,13 @@ class ImageFolderSource(FileSource):
         if not self.files:
             raise InputError(f"source {self.path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
 
-    def _frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+    def _frames(self) -> Iterator[tuple[np.ndarray, float | None, str]]:
         for file in self.files:
+            name = file.relative_to(self.path).as_posix()
             try:
-                yield read_image(file), None
+                yield read_image(file), None, name
             except InputError as exc:
-                yield exc, None
+                yield exc, None, name
 
 
 def _is_video(path: Path) -> bool:

@@ -18,12 +18,12 @@ from usfm_edge.data.dicom import read_dicom
 from usfm_edge.data.images import read_image
 from usfm_edge.data.index import index_sources
 from usfm_edge.data.layouts import ManifestEntry, read_manifest
-from usfm_edge.data.scan_region import scan_box
+from usfm_edge.contracts import Intensity, Preprocess
+from usfm_edge.contracts.prepare import locate, to_channels, to_unit_range
+from usfm_edge.contracts.region import Box
 from usfm_edge.data.shards import ShardMember, index_shard, read_member
 from usfm_edge.data.video import VIDEO_SUFFIXES
 from usfm_edge.errors import InputError
-from usfm_edge.preprocess import to_channels, to_unit_range
-from usfm_edge.spec import Intensity
 from usfm_edge.train.pretrain.masking import block_mask
 
 Item = ManifestEntry | ShardMember
@@ -95,12 +95,15 @@ class PretrainDataset(Dataset):
 
     def __init__(self, items: list[Item], *, img_size: int, in_chans: int = 1, mask_patch: int = 32,
                  mask_ratio: float = 0.6, augment: bool = True, seed: int = 0,
-                 crop_scale: tuple[float, float] = (0.5, 1.0)) -> None:
+                 crop_scale: tuple[float, float] = (0.5, 1.0), spec: Preprocess | None = None) -> None:
         if img_size % mask_patch:
             raise InputError(f"img_size {img_size} must be a multiple of mask_patch {mask_patch}")
         self.items, self.img_size, self.in_chans = items, img_size, in_chans
         self.mask_patch, self.mask_ratio, self.augment, self.seed = mask_patch, mask_ratio, augment, seed
         self.crop_scale = crop_scale
+        # The crop rule of the encoder's model directory: frames are located as in every stage.
+        self.spec = spec or Preprocess.for_channels(in_chans, (img_size, img_size))
+        self._boxes: dict[int, Box] = {}
         self.organs = sorted({item.organ for item in items})
         self.organ_ids = [self.organs.index(item.organ) for item in items]
         self.read = FrameReader()
@@ -111,17 +114,22 @@ class PretrainDataset(Dataset):
     def __getitem__(self, key) -> dict:
         index, epoch, draw = key if isinstance(key, tuple) else (key, 0, key)
         rng = np.random.default_rng((self.seed, epoch, draw))
-        frame = to_channels(to_unit_range(self.read(self.items[index]), Intensity.UNIT_RANGE), self.in_chans)
-        frame = self._view(frame, rng)
+        raw = self.read(self.items[index])
+        if index not in self._boxes:
+            self._boxes[index] = locate(raw, self.spec, sector=False).box
+        frame = to_channels(to_unit_range(raw, Intensity.UNIT_RANGE), self.in_chans)
+        frame = self._view(frame, self._boxes[index], rng)
         grid = (self.img_size // self.mask_patch,) * 2
         return {"image": torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1))),
                 "mask": torch.from_numpy(block_mask(grid, self.mask_ratio, rng)),
                 "index": index, "organ": self.organ_ids[index]}
 
-    def _view(self, frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(H, W, C) unit -> (S, S, C): a crop inside the scan region, a lateral flip, gain and
-        gamma (ultrasound-plausible changes only), resized to the training size."""
-        top, left, bottom, right = scan_box(frame.mean(-1), threshold=0.02)
+    def _view(self, frame: np.ndarray, box: Box, rng: np.random.Generator) -> np.ndarray:
+        """(H, W, C) unit -> (S, S, C): a crop inside the scan region ``box`` (x, y, w, h), a
+        lateral flip, gain and gamma (ultrasound-plausible changes only), resized to the
+        training size."""
+        left, top = box[0], box[1]
+        right, bottom = left + box[2], top + box[3]
         if self.augment:
             h, w = bottom - top, right - left
             scale = math.sqrt(rng.uniform(*self.crop_scale))

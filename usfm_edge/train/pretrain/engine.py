@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from usfm_edge.errors import InputError
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
 from usfm_edge.models.task_model import TaskModel
-from usfm_edge.spec import Preprocess
+from usfm_edge.contracts import Preprocess
 from usfm_edge.train.config import save_config
 from usfm_edge.train.finetune import StopRequested, init_encoder
 from usfm_edge.train.optim import warmup_cosine
@@ -121,14 +121,14 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = 
     items, errors = collect_items(cfg.data, stride=cfg.frame_stride, threshold=cfg.dedup_threshold)
     if errors and d.main:
         (out / "unreadable.txt").write_text("\n".join(errors) + "\n")
+    holder, objective, pre = build(cfg, d.device)
     dataset = PretrainDataset(items, img_size=cfg.img_size, in_chans=cfg.in_chans, mask_patch=cfg.mask_patch,
-                              mask_ratio=cfg.mask_ratio, seed=cfg.seed)
+                              mask_ratio=cfg.mask_ratio, seed=cfg.seed, spec=pre)
     sampler = OrganBalancedSampler(dataset.organ_ids, alpha=cfg.organ_alpha, seed=cfg.seed, rank=d.rank, world=d.world)
     batches_per_epoch = len(sampler) // cfg.batch_size
     if batches_per_epoch == 0:
         raise InputError(f"{len(items)} frames give no full batch of {cfg.batch_size} per process; lower --batch-size")
 
-    holder, objective, _ = build(cfg, d.device)
     global_batch = cfg.batch_size * cfg.accum_steps * d.world
     lr = cfg.lr * global_batch / 256
     optimizer = torch.optim.AdamW(param_groups(objective, cfg.weight_decay), lr=lr, betas=(0.9, 0.95))

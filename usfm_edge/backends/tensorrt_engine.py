@@ -3,7 +3,9 @@
 The bundle carries the ONNX and the exact trtexec command; on first start on the device the
 runtime (or ``usfm-edge bundle build-engine``) runs it once and caches the engine under a key
 of everything that makes an engine valid: GPU name, compute capability, TensorRT version, the
-ONNX's sha256 and the build flags. TensorRT is imported only here, inside the functions."""
+ONNX's sha256 and the build flags. TensorRT and CUDA are imported only inside the functions,
+and the GPU is identified through cuda-python or the system (nvidia-smi, the Jetson's device
+tree), never through torch: a cart runs this without it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from usfm_edge.contracts.manifest import Artifact
 from usfm_edge.errors import DependencyError, UsfmEdgeError
 
 TRTEXEC_PATHS = ("trtexec", "/usr/src/tensorrt/bin/trtexec")
@@ -50,13 +53,19 @@ def device_identity() -> dict[str, str]:
         raise DependencyError("TensorRT is not installed here; on a Jetson it comes with JetPack, on a GPU box "
                               "pip install tensorrt") from exc
     try:
-        import torch
-
-        major, minor = torch.cuda.get_device_capability(0)
-        name = torch.cuda.get_device_name(0)
-    except Exception:  # no torch on the device: ask nvidia-smi / the Jetson's device tree
+        name, major, minor = _gpu_from_cuda()
+    except Exception:  # no cuda-python, or no driver answer: ask nvidia-smi / the Jetson's device tree
         name, major, minor = _gpu_from_system()
     return {"gpu": name, "compute_capability": f"{major}.{minor}", "tensorrt": trt.__version__}
+
+
+def _gpu_from_cuda() -> tuple[str, int, int]:
+    """Name and compute capability of CUDA device 0 through cuda-python's runtime API."""
+    from usfm_edge.backends.tensorrt import cuda_runtime, cuda_check
+
+    props = cuda_check(cuda_runtime().cudaGetDeviceProperties(0))
+    name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+    return name.strip("\x00 "), int(props.major), int(props.minor)
 
 
 def _gpu_from_system() -> tuple[str, int, int]:
@@ -74,13 +83,13 @@ def _gpu_from_system() -> tuple[str, int, int]:
     raise UsfmEdgeError("no NVIDIA GPU found (no nvidia-smi, no Jetson device tree)")
 
 
-def build_engine(bundle: str | Path, artifact: dict, *, cache_dir: str | Path) -> Path:
+def build_engine(bundle: str | Path, artifact: Artifact, *, cache_dir: str | Path) -> Path:
     """Build (once) and return the cached engine for ``artifact`` on this device."""
     bundle, cache_dir = Path(bundle), Path(cache_dir)
     ident = device_identity()
-    options = artifact["options"]
+    options = artifact.options
     key = engine_cache_key(gpu=ident["gpu"], compute_capability=ident["compute_capability"],
-                           tensorrt=ident["tensorrt"], onnx_sha256=artifact["sha256"], flags=options["trtexec"])
+                           tensorrt=ident["tensorrt"], onnx_sha256=artifact.sha256, flags=options["trtexec"])
     engine = cache_dir / f"{key}.plan"
     if engine.is_file():
         return engine
@@ -88,11 +97,11 @@ def build_engine(bundle: str | Path, artifact: dict, *, cache_dir: str | Path) -
     if trtexec is None:
         raise DependencyError("trtexec not found; on JetPack it is /usr/src/tensorrt/bin/trtexec")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [trtexec] + [a.replace("{onnx}", str(bundle / artifact["file"])).replace("{engine}", str(engine))
+    command = [trtexec] + [a.replace("{onnx}", str(bundle / artifact.file)).replace("{engine}", str(engine))
                            for a in options["trtexec"][1:]]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not engine.is_file():
         raise UsfmEdgeError(f"trtexec failed ({result.returncode}): {shlex.join(command)}\n{result.stdout[-2000:]}")
-    (cache_dir / f"{key}.json").write_text(json.dumps({**ident, "onnx_sha256": artifact["sha256"],
+    (cache_dir / f"{key}.json").write_text(json.dumps({**ident, "onnx_sha256": artifact.sha256,
                                                        "command": command}, indent=2))
     return engine

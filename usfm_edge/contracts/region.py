@@ -1,4 +1,6 @@
-"""Scan-region detection: where the B-mode image sits in a scanner's screen, and when it moves.
+"""Scan-region detection: where the B-mode image and its imaging sector sit in a scanner's
+screen, and when they move. Part of the one prepare path (``usfm_edge.contracts.prepare``):
+training, calibration, the export gate and the runtime all find the region with this code.
 
 A capture card delivers the whole screen: the B-mode image (a fan or a rectangle of speckle)
 inside UI chrome (dark background, text, logo bar, gray bar, depth ruler). Detection works on
@@ -12,6 +14,12 @@ a copy about ``_WORK_SIZE`` px on its long side:
    counts as image.
 3. An opening removes what the erosion left of thin chrome; the largest connected component
    is the image, joined by large textured components beside it (dual-mode screens).
+4. The imaging sector (the fan of a curvilinear or phased probe, the rectangle of a linear
+   one) inside that box: straight sides fitted robustly to each row's first and last echo
+   (Theil-Sen, so a dark lesion or shadow at an edge is an outlier, not a dent), the far edge
+   a quadratic fitted to each column's deepest echo (shadows, which only raise it, dropped),
+   and every echo pixel itself. Generous by design: a sliver of black inside it costs
+   nothing, a cut-off finding would.
 
 Numpy + OpenCV only: the runtime runs on carts without torch.
 """
@@ -21,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,8 +46,40 @@ _FLAT_BORDER = 0.15       # share of the border ring one colour must cover to be
 _PARTNER_AREA = 0.3       # a second image (dual mode) is at least this fraction of the first
 _PARTNER_OVERLAP = 0.5    # and shares this fraction of its rows (side by side) or columns (stacked)
 _FLAT_SHARE = 0.5         # a component whose commonest level covers more than this is a panel
+_SIDE_SAMPLES = 96        # rows sampled for the Theil-Sen fit of the sector's sides
+_SECTOR_MARGIN_PX = 2     # the sector is grown by this (plus the erosion radius) at full resolution
 # Luma weights are nearly symmetric in R and B, so BGR(A) captures work as well.
 _TO_GRAY = {3: cv2.COLOR_RGB2GRAY, 4: cv2.COLOR_RGBA2GRAY}
+
+
+@dataclass(frozen=True, eq=False)
+class View:
+    """Where the network looks in a captured frame: the crop ``box`` (x, y, w, h) and, inside
+    it, the imaging ``sector`` ((h, w) bool; None: all of the box is image)."""
+
+    box: Box
+    sector: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.sector is not None and self.sector.shape != (self.box[3], self.box[2]):
+            raise ValueError(f"sector {self.sector.shape} does not fit box {self.box}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(h, w) of the crop."""
+        return self.box[3], self.box[2]
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        x, y, w, h = self.box
+        return image[y:y + h, x:x + w]
+
+    def describe(self) -> dict[str, Any]:
+        covered = 1.0 if self.sector is None else float(self.sector.mean())
+        return {"box": list(self.box), "sector_fraction": round(covered, 4)}
+
+
+def whole_frame(shape: tuple[int, ...]) -> Box:
+    return 0, 0, int(shape[1]), int(shape[0])
 
 
 def detect_scan_region(image: np.ndarray) -> Box | None:
@@ -48,6 +89,13 @@ def detect_scan_region(image: np.ndarray) -> Box | None:
     uint16. Text, rulers, gray bars and logos are excluded; two images side by side (dual
     mode) give one box around both. None when nothing image-like is found (a black frame).
     """
+    view = detect_view(image, sector=False)
+    return None if view is None else view.box
+
+
+def detect_view(image: np.ndarray, *, sector: bool = True) -> View | None:
+    """The B-mode image's box and (with ``sector``) its imaging sector; ``image`` as for
+    ``detect_scan_region``. None when nothing image-like is found."""
     gray, small, factor = _detection_copy(image)  # (H, W) uint8, (h, w) float32, full px per small px
     background, tolerance = _background(small, gray, factor)
     mask = (small > background + tolerance).astype(np.uint8)
@@ -56,10 +104,33 @@ def detect_scan_region(image: np.ndarray) -> Box | None:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
         return None
-    box = _image_box(small, labels, stats[1:], factor)
-    if box is None:
+    found = _image_box(small, labels, stats[1:], factor)
+    if found is None:
         return None
-    return _to_full(box, factor, _erosion_size(factor) // 2, small.shape, gray.shape)
+    small_box, members = found
+    grow = _erosion_size(factor) // 2
+    box = _to_full(small_box, factor, grow, small.shape, gray.shape)
+    if not sector:
+        return View(box)
+    x0, y0, x1, y1 = small_box
+    echoes = np.isin(labels[y0:y1, x0:x1], members + 1)  # labels count the background as 0
+    return View(box, _sector(echoes, small_box, box, factor, grow))
+
+
+def sector_in(image: np.ndarray, box: Box) -> np.ndarray | None:
+    """The imaging sector inside a given ``box`` (a manual ROI, a DICOM ultrasound region):
+    detected in the crop, as an (h, w) bool mask of the box; None when the crop shows no
+    image (then the whole box counts)."""
+    x, y, w, h = box
+    if min(w, h) < _MIN_SIDE_PX:
+        return None
+    inner = detect_view(image[y:y + h, x:x + w])
+    if inner is None:
+        return None
+    sector = np.zeros((h, w), bool)
+    ix, iy, iw, ih = inner.box
+    sector[iy:iy + ih, ix:ix + iw] = True if inner.sector is None else inner.sector
+    return sector
 
 
 @dataclass
@@ -77,8 +148,10 @@ class RegionTracker:
     pick: int | str = 0               # which of several source regions: an index, or "all"
     redetect_every: int = 30          # frames; a depth change shows within a second at 30 fps
     min_change: float = 0.05          # fraction of the frame size (per axis)
+    crop: bool = True                 # False: the whole frame is the region (crop rule "none")
+    sector: bool = True               # find the imaging sector inside each region
     changes: int = 0                  # region changes after the first frame (reported in metrics)
-    _regions: list[Box] = field(default_factory=list, init=False, repr=False)
+    _regions: list[View] = field(default_factory=list, init=False, repr=False)
     _shape: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _age: int = field(default=0, init=False, repr=False)  # frames since the last detection
 
@@ -87,28 +160,39 @@ class RegionTracker:
             raise InputError(f"pick must be a region index (0, 1, ...) or 'all', not {self.pick!r}")
         if self.redetect_every < 1:
             raise InputError(f"redetect_every must be >= 1 frame, not {self.redetect_every}")
-        if not 0.0 <= self.min_change < 1.0:
+        if not (isinstance(self.min_change, (int, float)) and 0.0 <= self.min_change < 1.0):
             raise InputError(f"min_change is a fraction of the frame size in [0, 1), not {self.min_change}")
-        if self.roi is not None and (self.roi[2] <= 0 or self.roi[3] <= 0):
-            raise InputError(f"roi {tuple(self.roi)} must be (x, y, w, h) with w and h > 0")
+        if self.roi is not None and (self.roi[2] < _MIN_SIDE_PX or self.roi[3] < _MIN_SIDE_PX):
+            raise InputError(f"roi {tuple(self.roi)} must be (x, y, w, h) with w and h >= {_MIN_SIDE_PX} px")
 
-    def update(self, image: np.ndarray, source_regions: Sequence[Box] = ()) -> list[Box]:
-        """The region(s) (x, y, w, h) to crop from this frame; ``image`` as for
-        ``detect_scan_region``, ``source_regions`` what the file says (e.g. DICOM ultrasound
-        regions). Raises InputError when ``pick`` names a region the source does not have."""
+    def update(self, image: np.ndarray, source_regions: Sequence[Box] = ()) -> list[View]:
+        """The region(s) to crop from this frame, each with its imaging sector; ``image`` as
+        for ``detect_scan_region``, ``source_regions`` what the file says (e.g. DICOM
+        ultrasound regions). Raises InputError when ``pick`` names a region the source does
+        not have, or the ROI lies outside the frame."""
         shape = (int(image.shape[0]), int(image.shape[1]))
         if self.roi is not None or len(source_regions):
             given = [_clip(self.roi, shape, "roi")] if self.roi is not None else self._picked(source_regions, shape)
             self._age = self.redetect_every  # should the source stop giving regions, detect at once
-            return self._settle(given, shape)
+            if shape == self._shape and given == [v.box for v in self._regions]:
+                return list(self._regions)
+            return self._settle([View(b, sector_in(image, b) if self.sector else None) for b in given], shape)
         if shape == self._shape and self._age < self.redetect_every:
             self._age += 1
             return list(self._regions)
-        box = detect_scan_region(image) or (0, 0, shape[1], shape[0])
+        view = self.detect(image)
         self._age = 1
-        if shape == self._shape and _edge_shift(self._regions[0], box, shape) <= self.min_change:
+        if shape == self._shape and _edge_shift(self._regions[0].box, view.box, shape) <= self.min_change:
             return list(self._regions)
-        return self._settle([box], shape)
+        return self._settle([view], shape)
+
+    def detect(self, image: np.ndarray) -> View:
+        """This frame's view by detection alone, with no history: what ``prepare.locate``
+        gives every stage for a still."""
+        whole = whole_frame(image.shape)
+        if not self.crop:
+            return View(whole, sector_in(image, whole) if self.sector else None)
+        return detect_view(image, sector=self.sector) or View(whole)
 
     def _picked(self, regions: Sequence[Box], shape: tuple[int, int]) -> list[Box]:
         if self.pick == "all":
@@ -120,9 +204,9 @@ class RegionTracker:
             )
         return [_clip(regions[self.pick], shape, f"source region {self.pick}")]
 
-    def _settle(self, regions: list[Box], shape: tuple[int, int]) -> list[Box]:
+    def _settle(self, regions: list[View], shape: tuple[int, int]) -> list[View]:
         """Make ``regions`` current, counting a change unless this is the first frame."""
-        if self._regions and regions != self._regions:
+        if self._regions and [v.box for v in regions] != [v.box for v in self._regions]:
             self.changes += 1
         self._regions, self._shape = regions, shape
         return list(regions)
@@ -152,8 +236,10 @@ def _detection_copy(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 def _luminance(image: np.ndarray) -> np.ndarray:
     """(H, W) uint8 brightness of a gray, RGB or RGBA frame. Converting first makes every
     later full-resolution step one channel (a third of the time at 1080p)."""
+    if np.issubdtype(image.dtype, np.floating):  # unit-range float frames (decoders, tests)
+        image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if image.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"expected a uint8 or uint16 image, got {image.dtype}")
+        raise InputError(f"expected a uint8, uint16 or [0, 1] float image, got {image.dtype}")
     if image.ndim == 3 and image.shape[2] in _TO_GRAY:
         image = cv2.cvtColor(np.ascontiguousarray(image), _TO_GRAY[image.shape[2]])
     elif image.ndim == 3 and image.shape[2] == 1:
@@ -210,8 +296,10 @@ def _flat_level(ring: np.ndarray) -> tuple[float, float] | None:
     return float(level), 1.4826 * float(np.median(below)) if below.size else 0.0
 
 
-def _image_box(small: np.ndarray, labels: np.ndarray, stats: np.ndarray, factor: int) -> tuple[int, ...] | None:
-    """(x0, y0, x1, y1) exclusive, in detection-copy pixels, of the image component(s)."""
+def _image_box(small: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+               factor: int) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """((x0, y0, x1, y1) exclusive, in detection-copy pixels, of the image component(s); their
+    indices into ``stats``)."""
     h, w = small.shape
     min_side = _MIN_SIDE_PX / factor
     ok = (stats[:, cv2.CC_STAT_AREA] >= _MIN_AREA_FRAC * h * w) \
@@ -222,6 +310,7 @@ def _image_box(small: np.ndarray, labels: np.ndarray, stats: np.ndarray, factor:
     first = int(candidates[np.argmax(stats[candidates, cv2.CC_STAT_AREA])])
     x, y, bw, bh, area = (int(v) for v in stats[first])
     x0, y0, x1, y1 = x, y, x + bw, y + bh
+    members = [first]
     for i in candidates:
         if i == first or stats[i, cv2.CC_STAT_AREA] < _PARTNER_AREA * area:
             continue
@@ -231,7 +320,8 @@ def _image_box(small: np.ndarray, labels: np.ndarray, stats: np.ndarray, factor:
         beside = rows >= _PARTNER_OVERLAP * min(bh, ph) or cols >= _PARTNER_OVERLAP * min(bw, pw)
         if beside and not _is_flat(small[labels == i + 1]):  # labels count the background as 0
             x0, y0, x1, y1 = min(x0, px), min(y0, py), max(x1, px + pw), max(y1, py + ph)
-    return x0, y0, x1, y1
+            members.append(int(i))
+    return (x0, y0, x1, y1), np.array(members)
 
 
 def _is_flat(values: np.ndarray) -> bool:
@@ -252,6 +342,60 @@ def _to_full(box: tuple[int, ...], factor: int, grow: int, small: tuple[int, ...
     return x0, y0, x1 - x0, y1 - y0
 
 
+def _sector(echoes: np.ndarray, small_box: tuple[int, ...], box: Box, factor: int, grow: int) -> np.ndarray:
+    """(h, w) bool at full resolution inside ``box``: the imaging sector whose echo pixels
+    ``echoes`` ((hs, ws) bool, detection copy, inside ``small_box``) shows (module docstring)."""
+    hs, ws = echoes.shape
+    rows = np.flatnonzero(echoes.sum(1) >= 2)
+    if rows.size < 4:
+        return np.ones((box[3], box[2]), bool)
+    left = echoes[rows].argmax(1)
+    right = ws - 1 - echoes[rows, ::-1].argmax(1)
+    columns = np.flatnonzero(echoes.any(0))
+    far = hs - 1 - echoes[::-1, columns].argmax(0)
+    # Full-resolution pixel centres in detection-copy units, relative to small_box.
+    x, y, w, h = box
+    margin = (grow + _SECTOR_MARGIN_PX) / factor
+    xs = (np.arange(x, x + w) + 0.5) / factor - 0.5 - small_box[0]
+    ys = (np.arange(y, y + h) + 0.5) / factor - 0.5 - small_box[1]
+    inside = (xs[None] >= _theil_sen(rows, left)(ys)[:, None] - margin) \
+        & (xs[None] <= _theil_sen(rows, right)(ys)[:, None] + margin) \
+        & (ys[:, None] <= _far_edge(columns, far)(xs)[None] + margin)
+    # Every echo pixel is in, whatever the fit says.
+    upscaled = cv2.resize(echoes.astype(np.uint8), (ws * factor, hs * factor), interpolation=cv2.INTER_NEAREST)
+    ex, ey = small_box[0] * factor - x, small_box[1] * factor - y  # >= 0: the box was grown around it
+    part = upscaled[:h - ey, :w - ex].astype(bool)
+    inside[ey:ey + part.shape[0], ex:ex + part.shape[1]] |= part
+    return inside
+
+
+def _far_edge(t: np.ndarray, v: np.ndarray, rounds: int = 4):
+    """The far edge v(t) (deepest echo per column): a quadratic, the arc of a curvilinear or
+    phased probe or the line of a linear one. A shadow or dark tissue only ever moves the
+    deepest echo up, never down, so the fit drops points above it and refits; the edge is
+    never drawn above an echo that was seen (the max with the data)."""
+    coef = np.polyfit(t, v, 2) if len(t) >= 3 else np.array([0.0, 0.0, float(v.max(initial=0))])
+    for _ in range(rounds):
+        residual = v - np.polyval(coef, t)
+        keep = residual >= -max(1.0, 2.5 * 1.4826 * float(np.median(np.abs(residual))))
+        if keep.sum() < 3 or keep.all():
+            break
+        coef = np.polyfit(t[keep], v[keep], 2)
+    return lambda q: np.maximum(np.polyval(coef, q), np.interp(q, t, v))
+
+
+def _theil_sen(t: np.ndarray, v: np.ndarray):
+    """The robust line v(t): the median of pairwise slopes, the median intercept. Up to about
+    29 % of the points may be anywhere (a lesion or shadow at the edge of the sector)."""
+    pick = np.linspace(0, len(t) - 1, min(len(t), _SIDE_SAMPLES)).round().astype(int)
+    t, v = t[pick].astype(np.float64), v[pick].astype(np.float64)
+    i, j = np.triu_indices(len(t), k=1)
+    dt = t[j] - t[i]
+    slope = float(np.median((v[j] - v[i])[dt > 0] / dt[dt > 0])) if (dt > 0).any() else 0.0
+    intercept = float(np.median(v - slope * t))
+    return lambda q: intercept + slope * q
+
+
 # --------------------------------------------------------------------------- tracker helpers
 
 
@@ -260,8 +404,9 @@ def _clip(box: Box, shape: tuple[int, int], what: str) -> Box:
     h, w = shape
     x, y, bw, bh = (int(v) for v in box)
     x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
-    if x1 <= x0 or y1 <= y0:
-        raise InputError(f"{what} {(x, y, bw, bh)} (x, y, w, h) lies outside the {w}x{h} frame")
+    if x1 - x0 < _MIN_SIDE_PX or y1 - y0 < _MIN_SIDE_PX:
+        raise InputError(f"{what} {(x, y, bw, bh)} (x, y, w, h) leaves less than {_MIN_SIDE_PX}x{_MIN_SIDE_PX} px "
+                         f"inside the {w}x{h} frame; give a region inside the frame")
     return x0, y0, x1 - x0, y1 - y0
 
 

@@ -1,8 +1,9 @@
-"""The model-directory schema (``config.json``), shared by training, export and runtime.
+"""The model-directory seam (train -> export): ``config.json`` with its ``Preprocess`` block.
 
 Torch-free on purpose: export and the runtime read a model's preprocessing and labels without
-importing the training stack. ``schema_version`` is bumped on any incompatible change, and a
-reader refuses versions it does not know.
+importing the training stack. ``schema_version`` is bumped on any incompatible change; a reader
+refuses versions it does not know. Version 2 added ``preprocess.mask_sector``; a version 1
+config reads as version 2 with its default.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from usfm_edge.contracts.enums import NamedValue, Task
 from usfm_edge.errors import SchemaError
 
 MODEL_DIR_SCHEMA = "usfm-edge/model-dir"
-MODEL_DIR_SCHEMA_VERSION = 1
+MODEL_DIR_SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -30,28 +34,21 @@ GRAY_MEAN = (sum(IMAGENET_MEAN) / 3,)
 GRAY_STD = (sum(IMAGENET_STD) / 3,)
 
 
-class Task(str, enum.Enum):
-    SEGMENTATION = "seg"
-    CLASSIFICATION = "cls"
-    ENHANCEMENT = "enhance"
-    FEATURES = "features"  # a bare encoder: pretraining output or a converted release
-
-
-class Intensity(str, enum.Enum):
+class Intensity(NamedValue):
     """How raw pixel values become [0, 1] before mean/std normalization."""
 
     UNIT_RANGE = "unit_range"  # divide by the dtype's maximum (255 for 8-bit, 65535 for 16-bit)
     MINMAX = "minmax"  # per-frame min-max stretch, for archives with arbitrary gain
 
 
-class Resize(str, enum.Enum):
+class Resize(NamedValue):
     STRETCH = "stretch"  # to input_size, aspect not kept (the USFM fine-tuning default)
     LETTERBOX = "letterbox"  # aspect kept, padded with black (ultrasound background)
 
 
-class Crop(str, enum.Enum):
-    NONE = "none"
-    SCAN_REGION = "scan_region"  # the runtime crops to the detected B-mode region first
+class Crop(NamedValue):
+    NONE = "none"  # the network sees the whole frame
+    SCAN_REGION = "scan_region"  # every stage crops to the detected B-mode region first
 
 
 @dataclass(frozen=True)
@@ -59,6 +56,9 @@ class Preprocess:
     """What a frame goes through before the network. Travels with the weights.
 
     ``input_size`` is (height, width) in pixels; mean and std are per channel, in [0, 1] units.
+    ``crop`` and ``mask_sector`` are the crop rule (``usfm_edge.contracts.prepare``): where in a
+    captured screen the network looks, and whether results outside the imaging sector (the
+    fan or rectangle of echoes inside the crop) are cleared.
     """
 
     channels: int = 1
@@ -68,6 +68,7 @@ class Preprocess:
     intensity: Intensity = Intensity.UNIT_RANGE
     resize: Resize = Resize.STRETCH
     crop: Crop = Crop.SCAN_REGION
+    mask_sector: bool = True
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -77,6 +78,8 @@ class Preprocess:
                 f"preprocess.mean/std have {len(self.mean)}/{len(self.std)} values for "
                 f"{self.channels} channel(s); give one value per channel"
             )
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            raise SchemaError(f"preprocess.mean {self.mean} / std {self.std} must be finite numbers")
         if any(s <= 0 for s in self.std):
             raise SchemaError(f"preprocess.std {self.std} has a non-positive value")
         if len(self.input_size) != 2 or min(self.input_size) <= 0:
@@ -92,6 +95,8 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocess:
+        if not isinstance(data, dict):
+            raise SchemaError(f"preprocess must be an object, not {type(data).__name__}")
         data = _only_fields(cls, data, "preprocess")
         try:
             return cls(
@@ -102,8 +107,9 @@ class Preprocess:
                 intensity=Intensity(data.get("intensity", Intensity.UNIT_RANGE)),
                 resize=Resize(data.get("resize", Resize.STRETCH)),
                 crop=Crop(data.get("crop", Crop.SCAN_REGION)),
+                mask_sector=bool(data.get("mask_sector", True)),
             )
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise SchemaError(f"preprocess: {exc}") from exc
 
 
@@ -160,32 +166,41 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = CONFIG_FILE) -> ModelConfig:
+        if not isinstance(data, dict):
+            raise SchemaError(f"{source}: a model config is a JSON object, not {type(data).__name__}")
         if data.get("schema") != MODEL_DIR_SCHEMA:
             raise SchemaError(f"{source}: not a usfm-edge model config (schema {data.get('schema')!r})")
         version = data.get("schema_version")
-        if version != MODEL_DIR_SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise SchemaError(
                 f"{source}: schema_version {version} is not supported by this usfm-edge "
-                f"(reads {MODEL_DIR_SCHEMA_VERSION}); upgrade usfm-edge or re-export the model"
+                f"(reads {', '.join(map(str, READABLE_VERSIONS))}); upgrade usfm-edge or re-export the model"
             )
         for key in ("architecture", "task", "preprocess"):
             if key not in data:
                 raise SchemaError(f"{source}: missing '{key}'")
         head = data.get("head")
+        if head is not None and not (isinstance(head, dict) and isinstance(head.get("name"), str)
+                                     and isinstance(head.get("args") or {}, dict)):
+            raise SchemaError(f"{source}: head must be {{\"name\": str, \"args\": {{...}}}}, not {head!r}")
+        for key, kind in (("model_args", dict), ("labels", list), ("provenance", dict)):
+            if not isinstance(data.get(key) or kind(), kind):
+                raise SchemaError(f"{source}: {key} must be a JSON {'object' if kind is dict else 'list'}")
+        if not all(isinstance(label, str) for label in data.get("labels") or []):
+            raise SchemaError(f"{source}: labels must be strings")
+        task = Task.parse(data["task"], what=f"{source}: task")
         try:
-            task = Task(data["task"])
-        except ValueError as exc:
-            raise SchemaError(f"{source}: task {data['task']!r}; use one of {[t.value for t in Task]}") from exc
-        return cls(
-            architecture=str(data["architecture"]),
-            task=task,
-            preprocess=Preprocess.from_dict(data["preprocess"]),
-            model_args=dict(data.get("model_args") or {}),
-            head=HeadSpec(name=head["name"], args=dict(head.get("args") or {})) if head else None,
-            labels=list(data.get("labels") or []),
-            provenance=dict(data.get("provenance") or {}),
-            schema_version=version,
-        )
+            return cls(
+                architecture=str(data["architecture"]),
+                task=task,
+                preprocess=Preprocess.from_dict(data["preprocess"]),
+                model_args=dict(data.get("model_args") or {}),
+                head=HeadSpec(name=head["name"], args=dict(head.get("args") or {})) if head else None,
+                labels=list(data.get("labels") or []),
+                provenance=dict(data.get("provenance") or {}),
+            )
+        except SchemaError as exc:
+            raise SchemaError(f"{source}: {exc}") from None
 
     def write(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

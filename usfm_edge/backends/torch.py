@@ -14,16 +14,14 @@ torch-free; ``available()`` is true where torch is installed. ``threads`` calls
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from usfm_edge.backends.base import InferenceBackend, Session, register_backend
+from usfm_edge.contracts import CONFIG_FILE, Backend, Precision
+from usfm_edge.contracts.manifest import MANIFEST, Artifact, BundleManifest
 from usfm_edge.errors import UsfmEdgeError
-from usfm_edge.runtime.backends.base import Backend, Session, register_backend
-from usfm_edge.spec import CONFIG_FILE
-
-MANIFEST = "manifest.json"  # the bundle's; read directly so resolving a path needs no schema check
 
 
 def model_dir_for(path: str | Path) -> Path:
@@ -36,7 +34,7 @@ def model_dir_for(path: str | Path) -> Path:
     if not manifest_path.is_file():
         raise UsfmEdgeError(f"{path}: neither a model directory ({CONFIG_FILE}) nor a bundle ({MANIFEST}); "
                             "the torch backend loads a model directory")
-    source = (json.loads(manifest_path.read_text()).get("source") or {}).get("model_dir")
+    source = BundleManifest.read(bundle).source.get("model_dir")
     if not source:
         raise UsfmEdgeError(f"{manifest_path}: names no source model directory; the torch backend needs one, "
                             "pass the model directory instead of the bundle")
@@ -60,22 +58,22 @@ class TorchSession(Session):
 
 
 @register_backend
-class TorchBackend(Backend):
-    name = "torch"
+class TorchBackend(InferenceBackend):
+    name = Backend.TORCH
     module = "torch"
-    suffixes = ()  # loads a model directory, not an artifact file
     formats = ()
-    precisions = ("fp32",)
-    loads_model_dir = True
+    precisions = (Precision.FP32,)
+    devices = ("CPU", "GPU", "CUDA")
+    loads_model_dir = True  # runs the source model directory, not an artifact file
 
     @classmethod
-    def can_run(cls, artifact: dict) -> bool:
+    def can_run(cls, artifact: Artifact) -> bool:
         """In a bundle, torch stands in for the fp32 ONNX: it runs the model it was exported from."""
-        return artifact["format"] == "onnx" and artifact["precision"] == "fp32"
+        return artifact.format == "onnx" and artifact.precision == "fp32"
 
     @classmethod
-    def load_artifact(cls, bundle: Path, manifest: dict, artifact: dict, *, threads: int | None = None,
-                      device: str = "CPU", cache_dir: Path | None = None) -> Session:
+    def load_artifact(cls, bundle: Path, manifest: BundleManifest, artifact: Artifact, *,
+                      threads: int | None = None, device: str = "CPU", cache_dir: Path | None = None) -> Session:
         return cls.load(bundle, precision="fp32", threads=threads, device=device)
 
     @classmethod
@@ -84,12 +82,15 @@ class TorchBackend(Backend):
         if precision != "fp32":
             raise UsfmEdgeError(f"the torch backend runs the model directory in fp32 eager only, not {precision}; "
                                 "export a bundle for other precisions")
+        gpu = cls.check_device(device) != "CPU"
         model_dir = model_dir_for(path)
         import torch
 
         from usfm_edge.models import load_model_dir
 
+        if gpu and not torch.cuda.is_available():
+            raise UsfmEdgeError("--device GPU: torch sees no CUDA device here; use --device CPU")
         if threads:
             torch.set_num_threads(threads)
-        target = torch.device("cuda" if device.upper() in ("GPU", "CUDA") else "cpu")
+        target = torch.device("cuda" if gpu else "cpu")
         return TorchSession(load_model_dir(model_dir).to(target), target)
