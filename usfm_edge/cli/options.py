@@ -1,14 +1,37 @@
-"""Option parsing and run endings shared by the training commands."""
+"""Option types declared once for every command, and the run endings shared by the training
+commands. A number option says what it accepts (``POSITIVE``, ``Finite(0, 1)``), so a zero,
+negative, NaN or infinite value is refused by click with the option's name, before any work."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
 T = TypeVar("T")
+
+POSITIVE = click.IntRange(min=1)  # counts: steps, epochs, batch sizes, frames, threads
+NON_NEGATIVE = click.IntRange(min=0)  # workers, warmup runs, seeds
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is never NaN or infinite (click's FloatRange lets NaN through:
+    every comparison with it is false)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+POSITIVE_FLOAT = Finite(min=0.0, min_open=True)
+FRACTION = Finite(min=0.0, max=1.0)  # a fraction in [0, 1]
 
 
 def json_dict(_ctx: click.Context, param: click.Parameter, value: str | None) -> dict | None:
