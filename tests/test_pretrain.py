@@ -17,7 +17,7 @@ from usfm_edge.cli import cli
 from usfm_edge.data.phantom import PhantomConfig
 from usfm_edge.data.phantom_datasets import write_phantom_dataset
 from usfm_edge.models import create_model, load_model_dir
-from usfm_edge.train.finetune import StopRequested
+from usfm_edge.train.engine import StopRequested
 from usfm_edge.train.pretrain.config import PretrainConfig
 from usfm_edge.train.pretrain.data import OrganBalancedSampler, PretrainDataset, collect_items
 from usfm_edge.train.pretrain.engine import build, run_pretrain
@@ -245,7 +245,7 @@ def test_continue_from_a_model_directory(frames, sfmim_run, tmp_path):
 
 
 def test_recipes_load_and_bf16_accumulation_runs(frames, tmp_path):
-    from usfm_edge.train.config import load_config
+    from usfm_edge.train.engine import load_config
 
     for recipe in sorted((ROOT / "recipes" / "pretrain").glob("*.yaml")):
         cfg = load_config(PretrainConfig, recipe, teacher="models/teacher")

@@ -61,12 +61,31 @@ def image_size(_ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def run_resumable(run: Callable[[], T], *, resume: str) -> T:
-    """Run a training loop; when it stops early (SIGTERM, --max-steps) with its state saved,
-    say how to continue and exit 143."""
-    from usfm_edge.train.finetune import StopRequested
+    """Run a training loop; when it stops early (SIGINT, SIGTERM, --max-steps) with its state
+    saved, say how to continue and exit 130, 143 or 0."""
+    from usfm_edge.train.engine import StopRequested
 
     try:
         return run()
-    except StopRequested:
-        click.echo(f"stopped (SIGTERM or --max-steps); state saved; continue with: {resume}", err=True)
-        raise SystemExit(143) from None
+    except StopRequested as stop:
+        click.echo(f"{stop}; state saved; continue with: {resume}", err=True)
+        raise SystemExit(stop.exit_code) from None
+
+
+def training_config(cls: type[T], recipe: Any, options: dict[str, Any], *, resume: bool,
+                    required: tuple[str, ...] = ()) -> T:
+    """A training command's config: defaults -> recipe -> command line; with ``--resume``, the
+    run's saved config instead of the defaults (so ``--out RUN --resume`` is enough)."""
+    from usfm_edge.train.engine import load_config, resume_config
+
+    options = {k: (str(v) if hasattr(v, "__fspath__") else v) for k, v in options.items()}
+    if resume:
+        out = options.pop("out", None)
+        if out is None:
+            raise click.UsageError("--resume needs --out RUN, the folder of the run to continue")
+        return resume_config(cls, out, recipe, **options)
+    cfg = load_config(cls, recipe, **options)
+    for name in required:
+        if not getattr(cfg, name):
+            raise click.UsageError(f"--{name.replace('_', '-')} is required (or '{name}:' in the recipe)")
+    return cfg
