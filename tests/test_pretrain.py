@@ -223,7 +223,7 @@ def test_data_index_shard_and_pretrain_from_shards(frames, tmp_path):
     manifest = tmp_path / "manifest.csv"
     result = CliRunner().invoke(cli, ["data", "index", str(src), "--out", str(manifest)])
     assert result.exit_code == 0, result.output
-    assert "8 frames" in result.output and "8 near-duplicates skipped" in result.output
+    assert "8 frames" in result.output and "skipped 8 near-duplicates" in result.output
     assert "broken.png" in result.output  # reported, not fatal
     shards = tmp_path / "shards"
     result = CliRunner().invoke(cli, ["data", "shard", str(manifest), "--out", str(shards), "--per-shard", "3"])

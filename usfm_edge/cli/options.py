@@ -47,8 +47,11 @@ def json_dict(_ctx: click.Context, param: click.Parameter, value: str | None) ->
     return parsed
 
 
+MIN_SIDE, MAX_SIDE = 16, 8192  # pixels: smaller holds no ultrasound image, larger no screen
+
+
 def image_size(_ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    """click callback: ``S`` or ``HxW`` pixels."""
+    """click callback: ``S`` or ``HxW`` pixels, each side in [16, 8192]."""
     if value is None:
         return None
     try:
@@ -57,6 +60,8 @@ def image_size(_ctx: click.Context, param: click.Parameter, value: str | None) -
         parts = []
     if len(parts) not in (1, 2) or min(parts, default=0) <= 0:
         raise click.BadParameter(f"{value!r}; give S or HxW in pixels, e.g. 256 or 480x640", param=param)
+    if min(parts) < MIN_SIDE or max(parts) > MAX_SIDE:
+        raise click.BadParameter(f"{value!r}; each side must be {MIN_SIDE} to {MAX_SIDE} pixels", param=param)
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 

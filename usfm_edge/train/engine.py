@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import torch
 import yaml
 
-from usfm_edge.errors import CheckpointError, InputError, SchemaError
+from usfm_edge.errors import CheckpointError, InputError, SchemaError, UsfmEdgeError
 from usfm_edge.fileio import write_text_atomic
 from usfm_edge.train.progress import StepProgress
 from usfm_edge.train.state import load_state, save_state
@@ -46,8 +46,9 @@ RESUME_MAY_CHANGE = frozenset({"max_steps", "num_workers", "device", "save_every
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "max_steps": 0}
 
 
-class StopRequested(Exception):
-    """The run stopped early with its state saved: a signal or ``--max-steps``."""
+class StopRequested(UsfmEdgeError):
+    """The run stopped early with its state saved: a signal or ``--max-steps``. The training
+    commands say how to continue; any other command ends with its exit code."""
 
     def __init__(self, reason: str, step: int) -> None:
         super().__init__(f"stopped at step {step} ({'--max-steps' if reason == 'max_steps' else reason})")
@@ -146,7 +147,9 @@ def open_run_folder(config: Any, *, resume: bool, overwrite: bool = False) -> Pa
         if not (out / CONFIG_FILE).is_file():
             raise InputError(f"--out {out}: a folder with files that is not a run folder; give a new --out "
                              "(nothing is written into a folder usfm-edge did not make)")
-        if not overwrite:
+        # A run that never saved a state (it failed on its data, say) holds no work to lose.
+        started = any((out / name).exists() for name in (STATE_FILE, "model", "encoder"))
+        if started and not overwrite:
             raise InputError(f"--out {out}: already holds a run ({run_status(out)}); --resume continues it, "
                              "--overwrite replaces it, or give another --out")
         for name in RUN_OUTPUTS:

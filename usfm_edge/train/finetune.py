@@ -72,6 +72,17 @@ def _sampler(cfg: FinetuneConfig, dataset: SupervisedDataset, epoch: int):
     return RandomSampler(dataset, generator=generator)
 
 
+def supervised_step(model, batch: dict, loss_fn, optimizer, scheduler, device: torch.device,
+                    precision: str) -> tuple[float, int]:
+    """One optimiser step on a batch: forward under autocast, the loss in fp32, backward,
+    gradients clipped at 3, AdamW, the schedule. Returns (loss, images)."""
+    model.train()
+    x, y = batch["image"].to(device), batch["target"].to(device)
+    with autocast(precision, device):
+        out = model(x)
+    return optimizer_step(loss_fn(out.float(), y), optimizer, scheduler, params=model.parameters(), clip=3.0), len(x)
+
+
 def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -116,14 +127,6 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool =
                           num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                           generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
 
-    def train_step(batch: dict) -> tuple[float, int]:
-        model.train()
-        x, y = batch["image"].to(device), batch["target"].to(device)
-        with autocast(cfg.precision, device):
-            out_ = model(x)
-        loss = optimizer_step(loss_fn(out_.float(), y), optimizer, scheduler, params=model.parameters(), clip=3.0)
-        return loss, len(x)
-
     def end_of_epoch(epoch: int) -> None:
         result = evaluate(model, cfg.task, val_split, config.preprocess, device, batch_size=cfg.batch_size,
                           num_classes=num_classes)
@@ -137,7 +140,9 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool =
     with Session(out, label="finetune", total_steps=cfg.epochs * steps_per_epoch, position=position,
                  checkpoint=checkpoint, log_every=cfg.log_every, max_steps=cfg.max_steps, progress=progress,
                  resume=resume) as session:
-        fit_epochs(session, epochs=cfg.epochs, loader_for=loader_for, train_step=train_step,
+        fit_epochs(session, epochs=cfg.epochs, loader_for=loader_for,
+                   train_step=lambda batch: supervised_step(model, batch, loss_fn, optimizer, scheduler, device,
+                                                            cfg.precision),
                    end_of_epoch=end_of_epoch, extra_fields=lambda: {"lr": optimizer.param_groups[-1]["lr"]})
         session.finish()
 
