@@ -24,7 +24,10 @@ from usfm_edge.train.pretrain.objectives import list_objectives
 @click.option("--steps", type=POSITIVE, help="Optimiser steps.")
 @click.option("--batch-size", type=POSITIVE, help="Per process.")
 @click.option("--accum-steps", type=POSITIVE, help="Gradient accumulation.")
-@click.option("--lr", type=POSITIVE_FLOAT, help="Per 256 images (scaled by the global batch; the run prints the result).")
+@click.option("--lr", type=POSITIVE_FLOAT, help="Per 256 images (default 6e-4), scaled to the global batch by "
+              "--lr-scaling; the run prints the peak lr it trains at.")
+@click.option("--lr-scaling", type=click.Choice(["sqrt", "linear"]),
+              help="sqrt (default): lr x sqrt(batch / 256), AdamW's rule; linear: lr x batch / 256 (MAE's).")
 @click.option("--warmup-steps", type=NON_NEGATIVE)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
 @click.option("--compile/--no-compile", default=None, help="torch.compile the model.")

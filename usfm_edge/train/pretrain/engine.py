@@ -23,7 +23,7 @@ from usfm_edge.contracts import Preprocess
 from usfm_edge.train.engine import STATE_FILE, Checkpoint, Session, loader_workers, open_run_folder
 from usfm_edge.train.finetune import init_encoder
 from usfm_edge.train.optim import warmup_cosine
-from usfm_edge.train.pretrain.config import PretrainConfig
+from usfm_edge.train.pretrain.config import PretrainConfig, peak_lr
 from usfm_edge.train.pretrain.data import OrganBalancedSampler, PretrainDataset, collect_items
 from usfm_edge.train.precision import autocast_dtype
 from usfm_edge.train.pretrain.objectives import create_objective
@@ -131,10 +131,11 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool =
         raise InputError(f"{len(items)} frames give no full batch of {cfg.batch_size} per process; lower --batch-size")
 
     global_batch = cfg.batch_size * cfg.accum_steps * d.world
-    lr = cfg.lr * global_batch / 256
-    if d.main and progress:
+    lr = peak_lr(cfg.lr, global_batch, cfg.lr_scaling)
+    if d.main:
+        rule = f"sqrt({global_batch}/256)" if cfg.lr_scaling == "sqrt" else f"{global_batch}/256"
         print(f"pretrain: {len(items)} frames, global batch {global_batch}, peak lr {lr:.3g} "
-              f"(--lr {cfg.lr:g} per 256 images x {global_batch}/256)", file=sys.stderr)
+              f"(--lr {cfg.lr:g} per 256 images x {rule})", file=sys.stderr)
     optimizer = torch.optim.AdamW(param_groups(objective, cfg.weight_decay), lr=lr, betas=(0.9, 0.95))
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(0.05 * cfg.steps)
     scheduler = warmup_cosine(optimizer, total_steps=cfg.steps, warmup_steps=warmup, base_lr=lr,
