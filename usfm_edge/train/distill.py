@@ -26,7 +26,7 @@ from usfm_edge.errors import InputError
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
 from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import finite, positive, require
-from usfm_edge.train.datasets import SupervisedDataset, load_split
+from usfm_edge.train.datasets import SupervisedDataset, load_split, to_working_size
 from usfm_edge.train.engine import STATE_FILE, Checkpoint, Session, fit_epochs, open_run_folder, optimizer_step
 from usfm_edge.train.evaluate import evaluate, headline
 from usfm_edge.train.finetune import pick_device
@@ -90,7 +90,8 @@ class UnlabeledFrames(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image = read_image(self.files[index])
-        image = locate(image, self.preprocess, sector=False).crop(image)
+        image, _ = to_working_size(locate(image, self.preprocess, sector=False).crop(image), None, "cls",
+                                   self.preprocess)
         if self.augment is not None:
             image, _ = self.augment(image, None, np.random.default_rng((self.seed, self.epoch, index)))
         x = torch.from_numpy(preprocess_frame(image, self.preprocess)[0])
