@@ -43,6 +43,8 @@ TASKS = [t.value for t in Task if t is not Task.FEATURES]
               help="Autocast precision (auto: bf16 on CUDA, fp32 on CPU; bf16 helps CPUs with AVX-512 BF16/AMX).")
 @click.option("--num-workers", type=NON_NEGATIVE, help="Data-loader processes (default 0: load in the main process).")
 @click.option("--log-every", type=POSITIVE, help="Log every N steps.")
+@click.option("--eval-every", type=POSITIVE, help="Validate (and keep the best model) at the first epoch end N steps "
+              "after the last validation; default: every epoch. For runs of many short epochs (few labels).")
 @click.option("--config", "recipe", type=click.Path(path_type=Path), help="Recipe YAML; options given here win.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its state.pt, with its own options.")

@@ -62,6 +62,7 @@ class FinetuneConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; evaluation stays fp32
     seed: int = 0
     log_every: int = 5
+    eval_every: int | None = None  # validate when this many steps have passed since the last time (None: every epoch)
     max_steps: int | None = None  # stop after this many steps in this session (state saved; --resume)
     previews: int = 4
 
@@ -86,6 +87,7 @@ class FinetuneConfig:
             "num_workers": (self.num_workers, isinstance(self.num_workers, int) and self.num_workers >= 0,
                             "an integer >= 0"),
             "log_every": (self.log_every, positive(self.log_every), "an integer >= 1"),
+            "eval_every": (self.eval_every, self.eval_every is None or positive(self.eval_every), "an integer >= 1"),
             "max_steps": (self.max_steps, self.max_steps is None or positive(self.max_steps), "an integer >= 1"),
             "previews": (self.previews, isinstance(self.previews, int) and self.previews >= 0, "an integer >= 0"),
             "device": (self.device, self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"),

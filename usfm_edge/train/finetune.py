@@ -128,6 +128,11 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool =
                           generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
 
     def end_of_epoch(epoch: int) -> None:
+        due = cfg.eval_every is None or epoch == cfg.epochs - 1 \
+            or position["step"] - position.get("evaluated_at", 0) >= cfg.eval_every
+        if not due:
+            return
+        position["evaluated_at"] = position["step"]
         result = evaluate(model, cfg.task, val_split, config.preprocess, device, batch_size=cfg.batch_size,
                           num_classes=num_classes)
         score = headline(cfg.task, result)
