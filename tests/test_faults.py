@@ -41,13 +41,16 @@ def snapshot(*folders: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+INFO = ("pretrain: ",)  # lines a command prints before it starts (pretraining's peak lr)
+
+
 def fails_in_one_line(args: list[str], *, codes=(2,), contains: str = "") -> str:
     result = CliRunner().invoke(cli, args)
-    output = result.output
-    assert result.exit_code in codes, (result.exit_code, output)
-    assert output.count("\n") == 1 and output.startswith("usfm-edge ") and ": error: " in output, output
-    assert "Traceback" not in output and contains in output, output
-    return output
+    lines = [line for line in result.output.splitlines() if not line.startswith(INFO)]
+    assert result.exit_code in codes, (result.exit_code, result.output)
+    assert len(lines) == 1 and lines[0].startswith("usfm-edge ") and ": error: " in lines[0], result.output
+    assert "Traceback" not in result.output and contains in lines[0], result.output
+    return lines[0]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -219,11 +222,13 @@ def writers(seg: Path, model_dir: Path) -> dict[str, callable]:
         "export": lambda out: ["export", str(model_dir), "--target", "onnxruntime", "--out", str(out)],
         "phantom": lambda out: ["phantom", "--task", "seg", "--n", "40", "--size", "64", "--out", str(out)],
         "data index": lambda out: ["data", "index", str(seg), "--out", str(out / "m.csv")],
-        "data shard": lambda out: ["data", "shard", str(seg / "labels.csv"), "--out", str(out)],
+        "pretrain": lambda out: ["pretrain", "--data", str(seg / "training_set" / "image"), "--model", "usfm_vit_t16",
+                                 "--model-args", '{"depth": 1}', "--img-size", "32", "--batch-size", "2", "--steps",
+                                 "2", "--no-progress", "--out", str(out)],
     }
 
 
-WRITERS = ["finetune", "export", "phantom", "data index"]
+WRITERS = ["finetune", "pretrain", "export", "phantom", "data index"]
 
 
 @pytest.mark.parametrize("name", WRITERS)
@@ -232,12 +237,11 @@ def test_a_read_only_disk_is_one_line_and_exit_3(seg, model_dir, tmp_path, name)
         fails_in_one_line(writers(seg, model_dir)[name](disk / "out"), codes=(3,), contains="read-only")
 
 
-@pytest.mark.parametrize("name", ["finetune", "export", "phantom"])
+@pytest.mark.parametrize("name", ["finetune", "pretrain", "export", "phantom"])
 def test_a_full_disk_is_one_line_and_leaves_no_partial_files(seg, model_dir, tmp_path, name):
     with mounted(tmp_path, size="48k") as disk:
-        result = CliRunner().invoke(cli, writers(seg, model_dir)[name](disk / "out"))
-        assert result.exit_code == 3, result.output
-        assert result.output.count("\n") == 1 and "Traceback" not in result.output, result.output
+        line = fails_in_one_line(writers(seg, model_dir)[name](disk / "out"), codes=(3,))
+        assert "full" in line or "No space left" in line, line
         leftovers = [p.name for p in disk.rglob("*") if ".tmp" in p.name or ".partial" in p.name]
         assert leftovers == []
 
@@ -298,6 +302,29 @@ def test_sigterm_during_export_leaves_the_bundle_at_out_as_it_was(model_dir, seg
         pytest.skip("the export finished before the signal arrived")
     assert process.returncode == 143 and stderr.strip().count("\n") == 0 and "SIGTERM" in stderr, stderr
     assert snapshot(bundle) == before and not list(tmp_path.glob(".bundle.*"))
+
+
+def test_sigterm_during_the_demo_is_one_line_and_exit_143(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "usfm_edge", "demo", "--fast", "--no-progress", "--out",
+                                str(tmp_path / "demo")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "demo" / "pretrain" / "metrics.jsonl").is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1].startswith("usfm-edge demo: error: stopped") and "Traceback" not in stderr
+
+
+def test_resuming_from_a_foreign_state_is_one_line(seg, tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["finetune", "--task", "seg", "--data", str(seg), "--out", str(out),
+                                    *TINY_TRAIN, "--max-steps", "1"]).exit_code == 0
+    import torch
+
+    torch.save({"objective": {}, "position": {"step": 1}}, out / "state.pt")  # a pretraining run's state
+    fails_in_one_line(["finetune", "--out", str(out), "--resume", "--no-progress"], contains="not the state of this")
 
 
 # --------------------------------------------------------------------------- edited model directories

@@ -19,7 +19,7 @@ import torch
 
 from usfm_edge._version import __version__
 from usfm_edge.errors import CheckpointError, SchemaError, WriteError
-from usfm_edge.fileio import sha256_file
+from usfm_edge.fileio import sha256_file, why_write_failed
 from usfm_edge.models.checkpoint import load_state_strict
 from usfm_edge.models.task_model import TaskModel, build_task_model
 from usfm_edge.contracts import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
@@ -49,8 +49,8 @@ def save_model_dir(model: TaskModel, path: str | Path) -> Path:
     except Exception as exc:  # safetensors reports a full disk in its own exception type
         for tmp in (weights_tmp, config_tmp):
             tmp.unlink(missing_ok=True)
-        raise WriteError(f"{path}: the model directory could not be written ({str(exc).splitlines()[0]}); free "
-                         "space or fix permissions") from None
+        raise WriteError(f"{path}: the model directory could not be written ({why_write_failed(path, exc)}); free "
+                         "space or write elsewhere") from None
     return path
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from usfm_edge.errors import CheckpointError, WriteError
+from usfm_edge.fileio import why_write_failed
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
@@ -30,8 +31,8 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
         tmp.unlink(missing_ok=True)
-        raise WriteError(f"{path}: the training state could not be written ({str(exc).splitlines()[0]}); free space "
-                         "or fix permissions, then --resume from the last state saved") from None
+        raise WriteError(f"{path}: the training state could not be written ({why_write_failed(path.parent, exc)}); "
+                         "free space or write elsewhere, then --resume from the last state saved") from None
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
