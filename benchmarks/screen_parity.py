@@ -35,6 +35,8 @@ def usfm_edge(*args: str) -> None:
 
 
 def runtime_dice(jsonl: Path, masks: Path) -> list[float]:
+    """Per frame of a run's JSONL: its masks (RLE on each region's grid) pasted onto the
+    screen, scored against the truth mask of the same name."""
     scores = []
     for line in jsonl.read_text().splitlines():
         record = json.loads(line)
