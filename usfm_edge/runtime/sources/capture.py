@@ -17,8 +17,11 @@ import numpy as np
 
 from usfm_edge.errors import DependencyError, InputError
 from usfm_edge.runtime.frame import Frame
-from usfm_edge.runtime.sources.base import (Source, SourceError, SourceOptions, float_param, int_param,
-                                            register_source)
+from usfm_edge.runtime.params import Param, ParamSet, fourcc, integer, number
+from usfm_edge.runtime.sources.base import Source, SourceError, SourceOptions, register_source
+
+V4L2_PARAMS = ParamSet(Param("width", integer, low=1, high=16384), Param("height", integer, low=1, high=16384),
+                       Param("fps", number, low=0.1, high=1000), Param("fourcc", fourcc))
 
 
 def _default_factory(target: Any, api: int):
@@ -40,10 +43,10 @@ class CaptureSource(Source):
     reconnects = True
     api = cv2.CAP_ANY
 
-    def __init__(self, target: str, params: dict[str, str], options: SourceOptions) -> None:
+    def __init__(self, target: str, params: dict[str, Any], options: SourceOptions) -> None:
         self.target, self.params = target, params
         self.factory = options.capture_factory or _default_factory
-        self.fps = float_param(params, "fps")
+        self.fps = params.get("fps")
         self._capture = None
         self._index = 0
 
@@ -96,13 +99,11 @@ class V4l2Source(CaptureSource):
 
     def properties(self) -> list[tuple[int, float]]:
         props: list[tuple[int, float]] = []
-        fourcc = self.params.get("fourcc")
-        if fourcc:
-            if len(fourcc) != 4:
-                raise InputError(f"fourcc={fourcc!r}: a FOURCC is four characters, e.g. MJPG or YUYV")
-            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc)))
+        code = self.params.get("fourcc")
+        if code:
+            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*code)))
         for key, prop in (("width", cv2.CAP_PROP_FRAME_WIDTH), ("height", cv2.CAP_PROP_FRAME_HEIGHT)):
-            value = int_param(self.params, key)
+            value = self.params.get(key)
             if value:
                 props.append((prop, value))
         if self.fps:
@@ -143,18 +144,18 @@ class StreamSource(CaptureSource):
     api = cv2.CAP_FFMPEG
 
 
-@register_source("v4l2")
-def _v4l2(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+@register_source("v4l2", params=V4L2_PARAMS)
+def _v4l2(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
     return V4l2Source(target, params, options)
 
 
-@register_source("gst")
-def _gst(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+@register_source("gst")  # the pipeline string says everything; GStreamer's own syntax, no URI options
+def _gst(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
     return GstreamerSource(target, params, options)
 
 
-@register_source("rtsp", "rtsps", "http", "https")
-def _stream(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+@register_source("rtsp", "rtsps", "http", "https")  # the whole URL is the stream's address
+def _stream(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
     source = StreamSource(target, params, options)
     source.scheme = target.split(":", 1)[0]
     return source
