@@ -433,15 +433,18 @@ def test_openigtlink_images_from_a_local_server(model):
 
 
 def test_a_prepare_thread_only_where_inference_leaves_a_core(bundle):
-    from usfm_edge.runtime.pipeline import spare_core, usable_cores
+    """By default inference gets every core but one and the prepare thread the last one; on a
+    single core (or with --threads at the core count) the inference thread prepares."""
+    from usfm_edge.runtime.pipeline import default_threads, spare_core, usable_cores
 
     cores = usable_cores()
     assert not spare_core(None) and not spare_core(cores) and spare_core(1) == (cores > 1)
+    assert default_threads() == max(1, cores - 1) and spare_core(default_threads()) == (cores > 1)
     opencv_threads = cv2.getNumThreads()
     try:
-        for threads in (None, 1):
+        for threads in (None, 1, cores):
             pipeline = build_pipeline(RunOptions(bundle=bundle, source=PHANTOM, threads=threads, max_frames=2))
-            assert pipeline.config.prepare_thread == spare_core(threads)
+            assert pipeline.config.prepare_thread == spare_core(threads or default_threads())
             assert pipeline.run()["frames_out"] == 2
     finally:
         cv2.setNumThreads(opencv_threads)  # --threads 1 capped OpenCV for the whole process
@@ -582,16 +585,26 @@ def test_browser_page_loads_in_headless_chromium(bundle):
     assert 'id="view"' in dom and "fps" in dom
 
 
-def test_pipeline_benchmark_reports_both_runs_per_source(bundle):
-    from usfm_edge.bench.pipeline import bench_pipeline, pipeline_table
+def test_pipeline_benchmark_reports_both_runs_per_source_and_sink(bundle, tmp_path):
+    """Per sink a throughput and a paced run: the browser view with a viewer that really
+    received frames (its latency measured to the viewer's socket), a video, and none:."""
+    from usfm_edge.bench.pipeline import bench_pipeline, flicker_table, pipeline_table
 
-    result = bench_pipeline(bundle, sources=("phantom:?size=64&canvas=240x320&frames=2",), frames=20, warmup=2,
-                            fps=60.0)
+    sinks = ("http:0", f"video:{tmp_path / 'b.avi'}", "none:")
+    result = bench_pipeline(bundle, sources=("phantom:?size=64&canvas=240x320&frames=2",), sinks=sinks, frames=20,
+                            warmup=2, fps=60.0, flicker_frames=6)
     (row,) = result["sources"]
-    assert row["bare"]["fps"] > 0 and row["throughput"]["fps"] > 0 and row["paced"]["p50_ms"] > 0
-    assert {"preprocess", "infer", "postprocess", "capture_to_sink"} <= set(row["throughput"]["stages"])
-    assert row["paced"]["p99_over_p50"] >= 1.0 and result["backend"] == "onnxruntime"
-    assert len(pipeline_table(result)) == 3
+    assert row["bare"]["fps"] > 0 and [s["sink"] for s in row["sinks"]] == list(sinks)
+    http, video, none = row["sinks"]
+    for s in row["sinks"]:
+        assert s["throughput"]["fps"] > 0 and s["paced"]["p50_ms"] > 0 and s["paced"]["p99_over_p50"] >= 1.0
+        assert {"preprocess", "infer", "postprocess", "capture_to_sink"} <= set(s["throughput"]["stages"])
+    assert http["paced"]["latency_stage"] == "capture_to_viewer" and http["throughput"]["viewer"]["frames"] > 0
+    assert http["throughput"]["sinks"][0]["frames_sent"] > 0
+    assert video["paced"]["latency_stage"] == none["paced"]["latency_stage"] == "capture_to_sink"
+    assert row["flicker"]["ema_1"]["mask_pairs"] == 5 and row["flicker"]["ema_0.5"]["mask_pairs"] == 5
+    assert result["backend"] == "onnxruntime" and result["threads"] >= 1
+    assert len(pipeline_table(result)) == 2 + 3 and len(flicker_table(result)) == 3
 
 
 def test_torch_baseline_runs_the_bundles_source_model(bundle, model):
