@@ -103,10 +103,13 @@ def test_bench_pipeline_mode(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "p.json").read_text())
     assert doc["backend"] == "openvino" and len(doc["sources"]) == 1 and "| source |" in result.output
+    assert doc["sinks"] == ["http:0"] and doc["machine"]["cpu"]  # by default, the browser view with a viewer
     (row,) = doc["sources"]
-    assert doc["rounds"] == 2 and len(row["rounds"]) == 2
-    ratios = sorted(r["of_bare"] for r in row["rounds"])
-    assert row["throughput"]["of_bare"] == pytest.approx(sum(ratios) / 2, abs=2e-3)  # the median of two
+    (sink,) = row["sinks"]
+    assert doc["rounds"] == 2 and len(sink["rounds"]) == 2 and sink["throughput"]["viewer"]["frames"] > 0
+    ratios = sorted(r["of_bare"] for r in sink["rounds"])
+    assert sink["throughput"]["of_bare"] == pytest.approx(sum(ratios) / 2, abs=2e-3)  # the median of two
+    assert "round 2/2" in result.stderr  # progress while it measures
 
 
 def test_bench_model_directory_exports_then_measures(tiny, tmp_path):
