@@ -87,7 +87,9 @@ def bench(target: Path, backends: list[str], precisions: list[str], threads: int
 
     from usfm_edge.bench import plot, run_bench, table, write_json
     from usfm_edge.runtime.metrics import check_report_path
+    from usfm_edge.runtime.pipeline import quiet_video_libraries
 
+    quiet_video_libraries()
     for path, option in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:  # before minutes of measuring, not after
             check_report_path(path, option)

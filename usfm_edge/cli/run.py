@@ -77,7 +77,9 @@ def run(bundle: Path, source: str, sinks: tuple[str, ...], backend: str, precisi
     counts what was really written."""
     from usfm_edge.runtime.app import RunOptions, build_pipeline, parse_region, parse_roi
     from usfm_edge.runtime.metrics import check_report_path, write_report
+    from usfm_edge.runtime.pipeline import quiet_video_libraries
 
+    quiet_video_libraries()
     options = RunOptions(bundle=bundle, source=source, sinks=list(sinks) or ["none:"], backend=backend,
                          precision=precision, device=device, threads=threads, max_frames=max_frames,
                          realtime=realtime, loop=loop, roi=parse_roi(roi), region=parse_region(region), ema=ema,

@@ -422,7 +422,8 @@ class Pipeline:
                 self.metrics.count("backend_errors")
                 log.warning("frame %d failed: %s", item.frame.index, exc)
                 if failures >= self.config.max_backend_errors:
-                    raise BackendFailedError(f"inference failed on {failures} frames in a row; last error: "
+                    what = "preparing frames (region, crop, preprocess)" if item.error is not None else "inference"
+                    raise BackendFailedError(f"{what} failed on {failures} frames in a row; last error: "
                                              f"{exc}") from exc
                 continue
             failures = 0
@@ -449,11 +450,11 @@ class Pipeline:
             self._fail(exc)
         finally:
             self._shutdown()
+        if self.failure is None and self._processed == 0 and self.metrics.counts["skipped_corrupt"]:
+            self.failure = InputError(f"no frame of the source could be used: {self.metrics.counts['skipped_corrupt']} "
+                                      f"skipped as unreadable or not images (first: {self._first_skip})")
         if self.failure is not None:
             raise self.failure
-        if self._processed == 0 and self.metrics.counts["skipped_corrupt"]:
-            raise InputError(f"no frame of the source could be used: {self.metrics.counts['skipped_corrupt']} "
-                             f"skipped as unreadable or not images (first: {self._first_skip})")
         return self.report()
 
     def _shutdown(self) -> None:
@@ -547,6 +548,21 @@ def spare_core(threads: int | None) -> bool:
     """Whether inference on ``threads`` threads (None: every core) leaves a core to this
     process for a prepare thread."""
     return threads is not None and threads < usable_cores()
+
+
+def quiet_video_libraries() -> None:
+    """FFmpeg and OpenCV print their own lines for what the runtime reports itself, once and
+    in words (a corrupt file: "moov atom not found"; a full disk: "Failed to write frame").
+    The command line turns theirs off; set OPENCV_FFMPEG_LOGLEVEL=24 (warnings) or
+    OPENCV_LOG_LEVEL=WARNING to see them again. FFmpeg reads its level when OpenCV first uses
+    it, so this is called before anything opens a video."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    level = os.environ.get("OPENCV_LOG_LEVEL", "ERROR").upper()
+    levels = {"SILENT": 0, "FATAL": 1, "ERROR": 2, "WARNING": 3, "INFO": 4, "DEBUG": 5, "VERBOSE": 6}
+    try:
+        cv2.utils.logging.setLogLevel(levels.get(level, 2))
+    except AttributeError:  # builds without the logging module
+        pass
 
 
 def set_cpu_threads(threads: int | None) -> None:

@@ -26,7 +26,10 @@ from usfm_edge.runtime.sinks.base import Sink, SinkContext, SinkError, check_wri
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 IMAGE_EXTS = ("png", "jpg", "bmp", "tif")
-DISK_CHECK_EVERY = 5  # frames between free-space checks (a statvfs call: microseconds)
+DISK_CHECK_EVERY = 1  # frames between free-space checks (a statvfs call: microseconds)
+DISK_MARGIN_FRAMES = 8  # stop while this many more frames would still fit, so the file can be finished
+DISK_MARGIN_BYTES = 256 << 10  # and at least this much: writers buffer, and an MP4 writes its index at close
+INDEX_BYTES_PER_FRAME = 64  # an MP4's index (moov) grows with the frames it lists
 
 
 def free_bytes(folder: Path) -> int:
@@ -38,8 +41,9 @@ def free_bytes(folder: Path) -> int:
 
 
 class DiskWatch:
-    """Stops a writer before the disk is full: fails when less room is left than a few more
-    frames of what it has been writing need."""
+    """Stops a writer before the disk is full, while the file can still be finished (an MP4
+    written to the last byte has no index and plays nowhere): fails when less room is left
+    than a few more frames of what it has been writing, plus the index, need."""
 
     def __init__(self, folder: Path, what: str) -> None:
         self.folder, self.what, self.calls = folder, what, 0
@@ -53,7 +57,7 @@ class DiskWatch:
             free = free_bytes(self.folder)
         except OSError:
             return  # the next write reports what is wrong
-        if free < 4 * per_frame + 65536:
+        if free < DISK_MARGIN_FRAMES * per_frame + DISK_MARGIN_BYTES + INDEX_BYTES_PER_FRAME * frames:
             raise SinkError(f"{self.what}: the disk holding {self.folder} is full ({free // 1024} KiB left); "
                             f"{frames} frames written; free space or write elsewhere")
 
