@@ -35,6 +35,7 @@ from usfm_edge.cli import cli
 from usfm_edge.errors import UsfmEdgeError
 from usfm_edge.runtime.app import RunOptions, build_pipeline
 from usfm_edge.runtime.sinks.base import Sink, SinkError
+from tests.runtime_fixtures import runtime_bundle  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 PHANTOM = "phantom:?fps=0&frames=4&size=64&canvas=120x160"
@@ -42,12 +43,9 @@ LIVE = "phantom:?fps=30&frames=4&size=64&canvas=120x160"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-@pytest.fixture(scope="module")
-def bundle(model_and_data, tmp_path_factory):
-    from usfm_edge.export.exporter import export_bundle
-
-    model_dir, _ = model_and_data
-    return export_bundle(model_dir, target="onnxruntime", precision="fp32", out=tmp_path_factory.mktemp("f") / "b")
+@pytest.fixture
+def bundle(runtime_bundle):
+    return runtime_bundle
 
 
 @pytest.fixture(scope="module")

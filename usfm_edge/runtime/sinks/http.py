@@ -30,7 +30,7 @@ BOUNDARY = "usfmedgeframe"
 STATS_EVERY_MS = 1000  # how often the page polls /stats.json
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>usfm-edge</title>
 <style>body{{background:#111;color:#ddd;font:14px sans-serif;margin:0}}img{{max-width:100%;display:block;margin:auto}}
-#stats{{padding:6px 10px;white-space:nowrap}}</style></head><body>
+#stats{{padding:6px 10px}}</style></head><body>
 <div id="stats" data-updates="0">usfm-edge: {task} | waiting for the first frame</div>
 <img id="view" src="/stream.mjpg" alt="live overlay">
 <script>
