@@ -7,10 +7,13 @@ from pathlib import Path
 
 import click
 
-from usfm_edge.bench.runner import DEFAULT_BACKENDS, DEFAULT_PRECISIONS
-from usfm_edge.cli.options import Finite
-from usfm_edge.cli.run import _threads
-from usfm_edge.errors import UsfmEdgeError
+from usfm_edge.runtime.quiet import quiet_video_libraries
+
+quiet_video_libraries()  # before the bench package imports OpenCV
+from usfm_edge.bench.runner import DEFAULT_BACKENDS, DEFAULT_PRECISIONS  # noqa: E402
+from usfm_edge.cli.options import Finite  # noqa: E402
+from usfm_edge.cli.run import _threads  # noqa: E402
+from usfm_edge.errors import UsfmEdgeError  # noqa: E402
 
 
 class BenchFailedError(UsfmEdgeError):
@@ -87,9 +90,7 @@ def bench(target: Path, backends: list[str], precisions: list[str], threads: int
 
     from usfm_edge.bench import plot, run_bench, table, write_json
     from usfm_edge.runtime.metrics import check_report_path
-    from usfm_edge.runtime.pipeline import quiet_video_libraries
 
-    quiet_video_libraries()
     for path, option in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:  # before minutes of measuring, not after
             check_report_path(path, option)

@@ -10,6 +10,9 @@ from pathlib import Path
 import click
 
 from usfm_edge.contracts.enums import Backend, Precision
+from usfm_edge.runtime.quiet import quiet_video_libraries
+
+quiet_video_libraries()  # before anything imports OpenCV (option callbacks included)
 
 # The shared option types of ``usfm_edge.cli.options`` are not imported here: that module
 # reaches the training stack (``run_resumable``), and nothing ``run`` reaches may import torch
@@ -31,9 +34,11 @@ igtl:HOST:PORT (OpenIGTLink IMAGE messages)."""
 def _threads(_ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """More inference threads than cores only makes them wait for each other (and a typo of
     100000 would ask OpenCV and the backend for that many)."""
+    if value is None:
+        return None
     from usfm_edge.runtime.pipeline import usable_cores
 
-    if value is not None and value > usable_cores():
+    if value > usable_cores():
         raise click.BadParameter(f"{value} is more than the {usable_cores()} cores this process may use", param=param)
     return value
 
@@ -77,9 +82,7 @@ def run(bundle: Path, source: str, sinks: tuple[str, ...], backend: str, precisi
     counts what was really written."""
     from usfm_edge.runtime.app import RunOptions, build_pipeline, parse_region, parse_roi
     from usfm_edge.runtime.metrics import check_report_path, write_report
-    from usfm_edge.runtime.pipeline import quiet_video_libraries
 
-    quiet_video_libraries()
     options = RunOptions(bundle=bundle, source=source, sinks=list(sinks) or ["none:"], backend=backend,
                          precision=precision, device=device, threads=threads, max_frames=max_frames,
                          realtime=realtime, loop=loop, roi=parse_roi(roi), region=parse_region(region), ema=ema,

@@ -550,21 +550,6 @@ def spare_core(threads: int | None) -> bool:
     return threads is not None and threads < usable_cores()
 
 
-def quiet_video_libraries() -> None:
-    """FFmpeg and OpenCV print their own lines for what the runtime reports itself, once and
-    in words (a corrupt file: "moov atom not found"; a full disk: "Failed to write frame").
-    The command line turns theirs off; set OPENCV_FFMPEG_LOGLEVEL=24 (warnings) or
-    OPENCV_LOG_LEVEL=WARNING to see them again. FFmpeg reads its level when OpenCV first uses
-    it, so this is called before anything opens a video."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    level = os.environ.get("OPENCV_LOG_LEVEL", "ERROR").upper()
-    levels = {"SILENT": 0, "FATAL": 1, "ERROR": 2, "WARNING": 3, "INFO": 4, "DEBUG": 5, "VERBOSE": 6}
-    try:
-        cv2.utils.logging.setLogLevel(levels.get(level, 2))
-    except AttributeError:  # builds without the logging module
-        pass
-
-
 def set_cpu_threads(threads: int | None) -> None:
     """Cap OpenCV's own thread pool too, so ``--threads`` caps the whole runtime."""
     if threads:

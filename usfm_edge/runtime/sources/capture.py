@@ -42,6 +42,7 @@ class CaptureSource(Source):
     live = True
     reconnects = True
     api = cv2.CAP_ANY
+    open_hint = "the capture device or stream (unplugged, busy in another program, or wrong address)"
 
     def __init__(self, target: str, params: dict[str, Any], options: SourceOptions) -> None:
         self.target, self.params = target, params
@@ -60,8 +61,7 @@ class CaptureSource(Source):
     def open(self) -> None:
         capture = self.factory(self.device(), self.api)
         if capture is None or not capture.isOpened():
-            raise SourceError(f"{self.scheme}:{self.target}: cannot open the capture device or stream "
-                              "(unplugged, busy in another program, or wrong address)")
+            raise SourceError(f"{self.scheme}:{self.target}: cannot open {self.open_hint}")
         for prop, value in self.properties():
             capture.set(prop, value)  # a driver may refuse one; what it delivers is checked per frame
         reported = capture.get(cv2.CAP_PROP_FPS)
@@ -112,20 +112,40 @@ class V4l2Source(CaptureSource):
 
 
 class GstreamerSource(CaptureSource):
-    """``gst:PIPELINE`` ending in ``appsink``; drop=1 max-buffers=1 are added when missing so
-    the appsink never queues stale frames."""
+    """``gst:PIPELINE`` ending in ``appsink``.
+
+    A live pipeline (a camera, a capture card, a network stream) is read like any capture:
+    ``drop=1 max-buffers=1`` are added to the appsink when missing so it never queues stale
+    frames, and a lost signal is reopened with back-off. A finite one, which starts with
+    ``filesrc``/``multifilesrc`` or sets ``num-buffers`` on its first element (a recorded
+    cine, a test pattern), is a replay like a video file: every frame in order, as fast as it
+    is taken (``sync=false``, a two-frame appsink queue that holds the decoder back instead of
+    dropping), and the end of the stream ends the run; with ``--realtime`` it plays at its
+    clock's pace and drops like a live source."""
 
     scheme = "gst"
     api = cv2.CAP_GSTREAMER
+    open_hint = ("the pipeline (an element or plugin missing: gst-inspect-1.0 NAME tells; a file that is not there; "
+                 "a device in use; or caps no element can convert)")
+    FINITE_SOURCES = ("filesrc", "multifilesrc")
+
+    def __init__(self, target: str, params: dict[str, Any], options: SourceOptions) -> None:
+        super().__init__(target, params, options)
+        first = target.strip().split("!", 1)[0]
+        self.finite = first.split()[0] in self.FINITE_SOURCES if first.strip() else False
+        self.finite = self.finite or "num-buffers=" in first
+        self.live = not self.finite or options.realtime
+        self.reconnects = not self.finite
 
     def device(self) -> Any:
         pipeline = self.target.strip()
         if "appsink" not in pipeline:
             raise InputError("gst: the pipeline must end in appsink, e.g. "
                              "'v4l2src ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1'")
-        for option in ("drop=1", "max-buffers=1"):
-            key = option.split("=")[0]
-            if key not in pipeline.rsplit("appsink", 1)[1]:
+        sink_options = pipeline.rsplit("appsink", 1)[1]
+        wanted = ("drop=1", "max-buffers=1") if self.live else ("sync=false", "drop=0", "max-buffers=2")
+        for option in wanted:
+            if option.split("=")[0] not in sink_options:
                 pipeline += f" {option}"
         if self.factory is _default_factory and not opencv_has("GStreamer"):
             raise DependencyError("this OpenCV build has no GStreamer support (pip's opencv-python lacks it); "
@@ -133,8 +153,19 @@ class GstreamerSource(CaptureSource):
                                   "with -DWITH_GSTREAMER=ON, or use a v4l2: source")
         return pipeline
 
+    def read(self) -> Frame | None:
+        try:
+            return super().read()
+        except SourceError:
+            if self.finite and self._index > 0:
+                return None  # the end of a recorded or counted stream
+            raise
+
     def properties(self) -> list[tuple[int, float]]:
         return []  # the pipeline string says it all
+
+    def describe(self) -> dict:
+        return {**super().describe(), "finite": self.finite}
 
 
 class StreamSource(CaptureSource):
