@@ -1,25 +1,38 @@
-"""The runtime against its backend bare, for the README: ``usfm-edge bench --pipeline`` on a
-224 px INT8 student bundle (untrained weights: speed only), at capture size (a 1920x1080
-scanner screen with UI around the image) and at 480x640.
+"""The runtime against its backend bare, with what a cart shows, for the README:
+``usfm-edge bench --pipeline`` on a 224 px INT8 bundle (untrained weights: speed only), at
+capture size (a 1920x1080 scanner screen with UI around the image) and at 480x640, for each
+sink: ``none:`` (no drawing, no display), ``http:0`` (the browser view with a viewer
+connected) and ``video:`` (a recording). Then flicker, with and without EMA, of a trained
+bundle (``--flicker-bundle``, e.g. the demo's student) on a phantom cine in scanner UI.
 
-    python -m benchmarks.pipeline_throughput [--bundle B] [--frames 300] [--threads 2]
+    python -m benchmarks.pipeline_throughput [--bundle B] [--threads 1] [--rounds 3] [--tag cpu]
+        [--flicker-bundle usfm-edge-demo/bundles/openvino-int8]
 
 Without ``--bundle`` it builds one: usfm_vit_t16 at 224, OpenVINO INT8 from phantom frames.
+Without ``--threads``: the runtime's default (every core but one). Whether other work was
+running (load average, training processes) is recorded with the machine: on a shared machine
+the ratios measured side by side in each round carry over, absolute fps do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import tempfile
 from pathlib import Path
 
 from benchmarks.deploy_common import calibration_folder, untrained_model_dir
 from benchmarks.machine import describe
 from benchmarks.store import store
-from usfm_edge.bench.pipeline import DEFAULT_SOURCES, bench_pipeline, pipeline_table
+from usfm_edge.bench.pipeline import (DEFAULT_SOURCES, bench_pipeline, flicker, flicker_cell, flicker_table,
+                                      pipeline_table)
+from usfm_edge.runtime.pipeline import default_threads
 
 RESULTS = Path(__file__).parent / "results"
+# Other work that makes a measurement "shared": training and export processes, by command line.
+BUSY_MARKERS = ("pretrain", "finetune", "distill", "ft.py", "pt.py", "pytest", "usfm-edge demo", "usfm_edge demo")
+FLICKER_SOURCE = "phantom:?size=128&canvas=300x400&organ=breast&frames=48&seed=3"  # a 4,400 px lesion
 
 
 def build_bundle(scratch: Path, *, model: str, size: int) -> Path:
@@ -31,36 +44,122 @@ def build_bundle(scratch: Path, *, model: str, size: int) -> Path:
                          calib_limit=32)
 
 
+def truth_change(source: str, frames: int) -> float | None:
+    """How much the phantom's true lesion mask itself changes from frame to frame (the
+    tissue's motion): the floor no smoothing should go below. Pooled like ``mask_change``."""
+    if not source.startswith("phantom:"):
+        return None
+    from usfm_edge.runtime.sources import open_source
+
+    phantom = open_source(f"{source}&fps=0&frames={frames}")
+    phantom.open()
+    masks = [m[::2, ::2] > 0 for m in phantom.truth]
+    changed = sum(int((a ^ b).sum()) for a, b in zip(masks, masks[1:]))
+    union = sum(int((a | b).sum()) for a, b in zip(masks, masks[1:]))
+    return changed / union if union else 0.0
+
+
+def other_work() -> list[str]:
+    """Command lines of other processes that compete for the CPU (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if any(marker in command for marker in BUSY_MARKERS) and "benchmarks.pipeline_throughput" not in command:
+            found.append(command[:160])
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path)
     parser.add_argument("--model", default="usfm_vit_t16")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="inference threads (default: the runtime's, every core but one)")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (bare, pipeline); medians reported")
+    parser.add_argument("--sink", action="append", dest="sinks",
+                        help="repeatable (default: none:, http:0 with a viewer, video:TMP/bench.avi)")
+    parser.add_argument("--source", action="append", dest="sources", help="repeatable (default: the 1080p and the "
+                        "480x640 phantom screens)")
+    parser.add_argument("--flicker-bundle", type=Path, help="a trained segmentation bundle for the flicker figures")
+    parser.add_argument("--flicker-source", default=FLICKER_SOURCE)
+    parser.add_argument("--flicker-frames", type=int, default=48)
     parser.add_argument("--tag", default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    busy_before = other_work()
     with tempfile.TemporaryDirectory() as tmp:
+        sinks = tuple(args.sinks or ("none:", "http:0", f"video:{Path(tmp) / 'bench.avi'}"))
         bundle = args.bundle or build_bundle(Path(tmp), model=args.model, size=args.size)
-        result = bench_pipeline(bundle, sources=DEFAULT_SOURCES, threads=args.threads, frames=args.frames,
-                                fps=args.fps, rounds=args.rounds)
-    result.update(machine=describe(), date=dt.date.today().isoformat(),
+        result = bench_pipeline(bundle, sources=tuple(args.sources or DEFAULT_SOURCES), sinks=sinks, threads=args.threads,
+                                frames=args.frames, fps=args.fps, rounds=args.rounds, flicker_frames=args.flicker_frames,
+                                bare_all_cores=True, progress=print)
+        if args.flicker_bundle is not None:
+            from usfm_edge.backends.bundle import load_bundle
+
+            threads = args.threads or default_threads()
+            trained = load_bundle(args.flicker_bundle, threads=threads)
+            result["flicker_trained"] = {"bundle": str(args.flicker_bundle), "source": args.flicker_source,
+                                         "truth": truth_change(args.flicker_source, args.flicker_frames),
+                                         **flicker(trained, args.flicker_bundle, args.flicker_source, threads=threads,
+                                                   frames=args.flicker_frames)}
+    busy = sorted(set(busy_before) | set(other_work()))
+    machine = describe()
+    result.update(machine={**machine, "other_work": busy, "shared": bool(busy)}, date=dt.date.today().isoformat(),
                   model=f"{args.model} at {args.size} (untrained weights: speed only)" if not args.bundle else None)
-    header = (f"Pipeline vs bare backend: {result['backend']} {result['precision']} ({result['artifact']}), "
-              f"{args.threads} threads, {args.frames} frames, paced run at {args.fps:g} fps, medians of {args.rounds} "
-              f"rounds; {result['model'] or bundle}; "
-              f"{result['machine'].get('cpu', '')} ({result['date']})")
+    shared = ("shared with other work (" + "; ".join(busy)[:300] + "): ratios side by side in each round carry over, "
+              "absolute fps do not") if busy else "no other training or test process running"
+    header = (f"Pipeline vs bare backend with each sink: {result['backend']} {result['precision']} "
+              f"({result['artifact']}), {result['threads']} inference threads"
+              f"{' + prepare thread' if result['prepare_thread'] else ''}, {args.frames} frames, paced run at "
+              f"{args.fps:g} fps, medians of {args.rounds} rounds; {result['model'] or bundle}; {machine['cpu']}, "
+              f"{machine['usable_cores']} usable cores, load average {machine['load_average_1m']} at start; "
+              f"{shared} ({result['date']})")
     rows = pipeline_table(result)
-    stages = ["", "Stage p50 (ms) in the throughput run:", "",
-              "| source | crop | preprocess | infer | postprocess | overlay | sink |", "|---|---:|---:|---:|---:|---:|---:|"]
+    bare = ["", "Bare backend on every core (what inference alone could do with the whole machine):", "",
+            "| source | bare fps, pipeline's threads | bare fps, every core |", "|---|---:|---:|"]
     for r in result["sources"]:
-        s = r["throughput"]["stages"]
-        stages.append(f"| `{r['source']}` | " + " | ".join(f"{s.get(k, {}).get('p50_ms', float('nan')):.2f}" for k in
-                                                            ("crop", "preprocess", "infer", "postprocess", "overlay",
-                                                             "sink")) + " |")
-    store(RESULTS / f"pipeline_{args.tag}", result, [header, "", *rows, *stages])
+        bare.append(f"| `{r['source']}` | {r['bare']['fps']:.1f} | {r['bare'].get('all_cores_fps', float('nan')):.1f} |")
+    stages = ["", "Stage p50 / p99 (ms) in the throughput run:", "",
+              "| source | sink | preprocess | infer | postprocess | overlay | sink | viewer fps |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["sources"]:
+        for s in r["sinks"]:
+            st = s["throughput"]["stages"]
+            cells = " | ".join(f"{st.get(k, {}).get('p50_ms', float('nan')):.2f} / "
+                               f"{st.get(k, {}).get('p99_ms', float('nan')):.2f}"
+                               for k in ("preprocess", "infer", "postprocess", "overlay", "sink"))
+            viewer = s["throughput"].get("viewer")
+            stages.append(f"| `{r['source']}` | `{s['sink']}` | {cells} | "
+                          f"{viewer['fps']:.1f} |" if viewer else f"| `{r['source']}` | `{s['sink']}` | {cells} | - |")
+    glass = ["", "Glass-to-glass estimate in the paced run (runtime's measured part + one source frame + one 60 Hz "
+             "refresh):", "", "| source | sink | measured | p50 (ms) | estimate p50 (ms) | estimate p99 (ms) |",
+             "|---|---|---|---:|---:|---:|"]
+    for r in result["sources"]:
+        for s in r["sinks"]:
+            g = s["paced"].get("glass_to_glass")
+            if g:
+                glass.append(f"| `{r['source']}` | `{s['sink']}` | {g['measured']} | {g['p50_ms']:.1f} | "
+                             f"{g['estimate_p50_ms']:.1f} | {g['estimate_p99_ms']:.1f} |")
+    flick = ["", "Flicker (1 - IoU of consecutive masks) of the benchmark bundle (untrained: masks may be empty):",
+             "", *flicker_table(result)]
+    if "flicker_trained" in result:
+        f = result["flicker_trained"]
+        flick += ["", f"Flicker of a trained bundle ({f['bundle']}) over {args.flicker_frames} frames of `{f['source']}`, a held probe "
+                  "(tremor and breathing):", "", "| --ema | mask change: pooled (pair mean / p95) | pairs |",
+                  "|---:|---:|---:|"]
+        for key in ("ema_1", "ema_0.5"):
+            v = f.get(key, {})
+            flick.append(f"| {key.removeprefix('ema_')} | {flicker_cell(v)} | {v.get('mask_pairs', 0)} |")
+        if f.get("truth") is not None:
+            flick.append(f"| (the true lesion's own change: tissue motion) | {100 * f['truth']:.2f} % | |")
+    store(args.out / f"pipeline_display_{args.tag}", result, [header, "", *rows, *bare, *stages, *glass, *flick])
 
 
 if __name__ == "__main__":

@@ -209,3 +209,23 @@ def test_benchmark_scripts_at_tiny_size(tiny, tmp_path):
     assert len(head["headline"]["rounds_speedup"]) == 2
     ok = [r for r in head["results"] if r["status"] == "ok"]
     assert [r["role"] for r in ok] == ["teacher", "student"] and all(0 <= r["dice"] <= 1 for r in ok)
+
+
+def test_pipeline_display_benchmark_script_at_tiny_size(tiny, tmp_path):
+    """benchmarks/pipeline_throughput.py: every sink's row, the bare figures on every core,
+    the glass-to-glass rows and the flicker tables, with the machine named and whether other
+    work was running."""
+    _, bundle, _ = tiny
+    subprocess.run([sys.executable, "-m", "benchmarks.pipeline_throughput", "--bundle", str(bundle), "--source",
+                    "phantom:?size=64&canvas=120x160&frames=2", "--frames", "8", "--rounds", "1", "--threads", "1",
+                    "--flicker-bundle", str(bundle), "--flicker-source", "phantom:?size=64&canvas=120x160&frames=4",
+                    "--flicker-frames", "4", "--tag", "t", "--out", str(tmp_path)],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = json.loads((tmp_path / "pipeline_display_t.json").read_text())
+    (row,) = result["sources"]
+    assert [s["sink"].split(":")[0] for s in row["sinks"]] == ["none", "http", "video"]
+    assert row["bare"]["all_cores_fps"] > 0 and result["machine"]["cpu"] and "shared" in result["machine"]
+    assert row["sinks"][1]["paced"]["glass_to_glass"]["measured"] == "capture_to_viewer"
+    assert result["flicker_trained"]["ema_1"]["mask_pairs"] == 3
+    table = (tmp_path / "pipeline_display_t.md").read_text()
+    assert "`http:0`" in table and "Glass-to-glass" in table and "Flicker of a trained bundle" in table

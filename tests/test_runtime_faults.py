@@ -406,7 +406,7 @@ def test_ten_failed_frames_while_a_video_decodes_end_cleanly(bundle, cine):
 
 
 def test_max_frames_on_a_looping_realtime_video_ends_cleanly(bundle, cine, tmp_path):
-    for i in range(3):
+    for i in range(2):  # 40 frames at 20 fps, then 5 more of the second pass: the run ends mid-decode
         result = run_cli(bundle, "--source", cine, "--realtime", "--loop", "--max-frames", "45", "--report",
                          tmp_path / f"r{i}.json")
         assert result.exit_code == 0, result.output

@@ -173,9 +173,9 @@ def _summary(report: dict) -> None:
         click.echo(f"  glass-to-glass estimate p50 {estimate['estimate_p50_ms']:.1f} ms ({estimate['measured']} "
                    f"+ one source frame + one 60 Hz refresh)")
     flicker = report.get("flicker") or {}
-    if "mask_change_mean" in flicker:
-        click.echo(f"  flicker: mask change between frames {100 * flicker['mask_change_mean']:.1f} % mean "
-                   f"(1 - IoU, {flicker['mask_pairs']} pairs, --ema {report.get('ema')})")
+    if "mask_change" in flicker:
+        click.echo(f"  flicker: {100 * flicker['mask_change']:.1f} % of the mask's pixels change between frames "
+                   f"({flicker['mask_pairs']} pairs, --ema {report.get('ema')})")
     for sink in report.get("sinks", []):
         if "frames" in sink:
             click.echo(f"  {sink['scheme']}: {sink['frames']} frames written to {sink.get('path')}")

@@ -40,15 +40,20 @@ class StageTimes:
 
 
 class Flicker:
-    """How much what is shown changes from one frame to the next: per region, 1 - IoU of the
-    consecutive masks (0 when both are empty), and how often a class call changes. On a
-    held probe (a static stretch of a cine) the anatomy barely moves, so this is flicker: what
-    temporal smoothing (``--ema``) exists to remove. Pairs across a region change or a gap in
-    frame numbers are skipped. Masks are compared on every 2nd pixel each way: a statistic of
-    the whole mask, at a quarter of the cost, on the sink thread."""
+    """How much what is shown changes from one frame to the next. Per region and pair of
+    consecutive frames: the pixels whose class changed and the union of the two masks;
+    ``mask_change`` pools them over the run (changed pixels / union pixels, so a speck that
+    blinks does not count as much as a lesion that jumps), ``mask_change_pair_mean`` and
+    ``_p95`` are the per-pair 1 - IoU (0 when both are empty). Class calls: how often the
+    label changes. On a held probe (a static stretch of a cine) the anatomy barely moves, so
+    this is flicker: what temporal smoothing (``--ema``) exists to remove. Pairs across a
+    region change or a gap in frame numbers are skipped. Masks are compared on every 2nd
+    pixel each way: a statistic of the whole mask at a quarter of the cost, on the sink
+    thread."""
 
     def __init__(self, window: int = WINDOW) -> None:
-        self.mask_change = StageTimes(window)
+        self.pair_change = StageTimes(window)
+        self.changed = self.union = 0
         self.label_pairs = self.label_changes = 0
         self._previous: dict[int, tuple[int, tuple, Any]] = {}  # region -> (frame index, box, mask or label)
 
@@ -61,19 +66,22 @@ class Flicker:
                     or value is None:
                 continue
             if isinstance(value, np.ndarray):
-                union = np.count_nonzero(value | previous[2])
-                changed = np.count_nonzero(value ^ previous[2])
-                self.mask_change.add(changed / union if union else 0.0)
+                union = int(np.count_nonzero(value | previous[2]))
+                changed = int(np.count_nonzero(value ^ previous[2]))
+                self.changed, self.union = self.changed + changed, self.union + union
+                self.pair_change.add(changed / union if union else 0.0)
             else:
                 self.label_pairs += 1
                 self.label_changes += value != previous[2]
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.mask_change.count:
-            recent = np.fromiter(self.mask_change.recent, float)
-            out.update(mask_pairs=self.mask_change.count, mask_change_mean=self.mask_change.total / self.mask_change.count,
-                       mask_change_p95=float(np.percentile(recent, 95)))
+        if self.pair_change.count:
+            recent = np.fromiter(self.pair_change.recent, float)
+            out.update(mask_pairs=self.pair_change.count,
+                       mask_change=self.changed / self.union if self.union else 0.0,
+                       mask_change_pair_mean=self.pair_change.total / self.pair_change.count,
+                       mask_change_pair_p95=float(np.percentile(recent, 95)))
         if self.label_pairs:
             out.update(label_pairs=self.label_pairs, label_change_rate=self.label_changes / self.label_pairs)
         return out

@@ -302,7 +302,6 @@ class Pipeline:
     # ------------------------------------------------------------------ sink thread
 
     def _sink_loop(self) -> None:
-        draw = any(s.needs_overlay for s in self.sinks)
         several = len(self.sinks) > 1
         failures = 0
         try:
@@ -319,7 +318,7 @@ class Pipeline:
                 try:
                     self._postprocess(result)
                     t1 = time.perf_counter()
-                    if draw:
+                    if any(s.wants_overlay() for s in self.sinks):  # not for a browser view nobody watches
                         result.overlay = draw_result(result.frame.image, result.boxes, result.outputs)
                 except Exception as exc:  # one bad frame must not end the run; a run of them must
                     failures += 1

@@ -46,6 +46,11 @@ class Sink(ABC):
     needs_overlay: bool = True  # False: the pipeline may skip drawing for this sink
     display: bool = False  # shows frames to a person (window, browser): its hand-over is "capture_to_display"
 
+    def wants_overlay(self) -> bool:
+        """Whether the next result needs its overlay drawn for this sink (a browser view with
+        nobody watching does not)."""
+        return self.needs_overlay
+
     @abstractmethod
     def write(self, result: Result) -> None:
         """Write or show one result. Raises ``SinkError`` when it cannot."""

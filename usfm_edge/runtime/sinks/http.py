@@ -155,8 +155,11 @@ class HttpSink(Sink):
     def viewers(self) -> int:
         return self.latest.viewers
 
+    def wants_overlay(self) -> bool:
+        return self.latest.idle > 0  # nobody connected, or every viewer still sending the last frame
+
     def write(self, result: Result) -> None:
-        if not self.latest.idle:  # nobody connected, or every viewer still sending the last frame
+        if result.overlay is None or not self.latest.idle:
             self.counts["unviewed"] += 1
             return
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR),
