@@ -31,7 +31,8 @@ from usfm_edge.runtime.pipeline import default_threads
 
 RESULTS = Path(__file__).parent / "results"
 # Other work that makes a measurement "shared": training and export processes, by command line.
-BUSY_MARKERS = ("pretrain", "finetune", "distill", "ft.py", "pt.py", "pytest", "usfm-edge demo", "usfm_edge demo")
+BUSY_MARKERS = ("pretrain", "finetune", "distill", "ft.py", "pt.py", "pytest", "usfm-edge demo", "usfm_edge demo",
+                "benchmarks.", "usfm-edge bench", "usfm_edge bench")
 FLICKER_SOURCE = "phantom:?size=128&canvas=300x400&organ=breast&frames=48&seed=3"  # a 4,400 px lesion
 
 
@@ -59,6 +60,43 @@ def truth_change(source: str, frames: int) -> float | None:
     return changed / union if union else 0.0
 
 
+SCALING_PROBE = """
+import os, sys, time
+os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = "1"
+import numpy as np
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {int(sys.argv[1])})
+a = np.random.default_rng(0).random((512, 512))
+start, n = time.perf_counter(), 0
+while time.perf_counter() - start < 3.0:
+    a @ a
+    n += 1
+print(n / 3.0)
+"""
+
+
+def parallel_scaling() -> dict[str, float] | None:
+    """What a second core adds here: one single-threaded matmul process alone on core 0, then
+    one on each of cores 0 and 1 at once. Each at ~1.0x of alone: two real cores; ~0.5x: the
+    two share one core's worth of compute (SMT siblings, or a host that time-slices them),
+    and every millisecond the pipeline spends beside inference is taken from it."""
+    import subprocess
+    import sys
+
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    cores = sorted(os.sched_getaffinity(0))[:2]
+
+    def probe(*which: int) -> list[float]:
+        runs = [subprocess.Popen([sys.executable, "-c", SCALING_PROBE, str(c)], stdout=subprocess.PIPE, text=True)
+                for c in which]
+        return [float(r.communicate()[0]) for r in runs]
+
+    (alone,) = probe(cores[0])
+    both = probe(*cores)
+    return {"alone_per_s": alone, "together_per_s": both, "each_of_alone": min(both) / alone}
+
+
 def other_work() -> list[str]:
     """Command lines of other processes that compete for the CPU (Linux /proc)."""
     found = []
@@ -72,6 +110,15 @@ def other_work() -> list[str]:
         if any(marker in command for marker in BUSY_MARKERS) and "benchmarks.pipeline_throughput" not in command:
             found.append(command[:160])
     return found
+
+
+def describe_bundle(bundle: Path) -> str:
+    """The model a given bundle holds, from its manifest (its weights may be trained or not)."""
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    size = manifest["io"]["input"]["shape"][-1]
+    return f"{manifest.get('source', {}).get('architecture', bundle.name)} at {size} ({bundle.name})"
 
 
 def main() -> None:
@@ -92,8 +139,16 @@ def main() -> None:
     parser.add_argument("--flicker-frames", type=int, default=48)
     parser.add_argument("--tag", default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render", type=Path, help="only write the table again from a stored JSON result")
     args = parser.parse_args()
+    if args.render is not None:
+        import json
+
+        result = json.loads(args.render.read_text())
+        store(args.out / f"pipeline_display_{args.tag}", result, render(result))
+        return
     busy_before = other_work()
+    scaling = parallel_scaling()
     with tempfile.TemporaryDirectory() as tmp:
         sinks = tuple(args.sinks or ("none:", "http:0", f"video:{Path(tmp) / 'bench.avi'}"))
         bundle = args.bundle or build_bundle(Path(tmp), model=args.model, size=args.size)
@@ -106,21 +161,33 @@ def main() -> None:
             threads = args.threads or default_threads()
             trained = load_bundle(args.flicker_bundle, threads=threads)
             result["flicker_trained"] = {"bundle": str(args.flicker_bundle), "source": args.flicker_source,
+                                         "frames": args.flicker_frames,
                                          "truth": truth_change(args.flicker_source, args.flicker_frames),
                                          **flicker(trained, args.flicker_bundle, args.flicker_source, threads=threads,
                                                    frames=args.flicker_frames)}
     busy = sorted(set(busy_before) | set(other_work()))
-    machine = describe()
-    result.update(machine={**machine, "other_work": busy, "shared": bool(busy)}, date=dt.date.today().isoformat(),
-                  model=f"{args.model} at {args.size} (untrained weights: speed only)" if not args.bundle else None)
+    result.update(machine={**describe(), "other_work": busy, "shared": bool(busy), "parallel_scaling": scaling},
+                  date=dt.date.today().isoformat(), fps_paced=args.fps,
+                  model=(describe_bundle(args.bundle) if args.bundle else f"{args.model} at {args.size}")
+                  + " (untrained weights: speed only)" * (args.bundle is None))
+    store(args.out / f"pipeline_display_{args.tag}", result, render(result))
+
+
+def render(result: dict) -> list[str]:
+    machine, scaling, busy = result["machine"], result["machine"].get("parallel_scaling"), result["machine"]["other_work"]
     shared = ("shared with other work (" + "; ".join(busy)[:300] + "): ratios side by side in each round carry over, "
               "absolute fps do not") if busy else "no other training or test process running"
     header = (f"Pipeline vs bare backend with each sink: {result['backend']} {result['precision']} "
               f"({result['artifact']}), {result['threads']} inference threads"
-              f"{' + prepare thread' if result['prepare_thread'] else ''}, {args.frames} frames, paced run at "
-              f"{args.fps:g} fps, medians of {args.rounds} rounds; {result['model'] or bundle}; {machine['cpu']}, "
-              f"{machine['usable_cores']} usable cores, load average {machine['load_average_1m']} at start; "
-              f"{shared} ({result['date']})")
+              f"{' + prepare thread' if result['prepare_thread'] else ''}, {result['frames']} frames, paced run at "
+              f"{result.get('fps_paced', 30):g} fps, medians of {result['rounds']} rounds; {result['model']}; "
+              f"{machine['cpu']}, {machine['usable_cores']} usable cores, load average {machine['load_average_1m']} "
+              f"at start; {shared} ({result['date']})")
+    if scaling:
+        header += (f". Two single-threaded matmul processes, one per core, each ran at "
+                   f"{scaling['each_of_alone']:.2f}x of one alone ({scaling['alone_per_s']:.0f}/s alone)"
+                   + (": the cores share one core's worth of compute, so what the pipeline does beside inference "
+                      "is taken from it" if scaling["each_of_alone"] < 0.75 else ""))
     rows = pipeline_table(result)
     bare = ["", "Bare backend on every core (what inference alone could do with the whole machine):", "",
             "| source | bare fps, pipeline's threads | bare fps, every core |", "|---|---:|---:|"]
@@ -137,7 +204,7 @@ def main() -> None:
                                for k in ("preprocess", "infer", "postprocess", "overlay", "sink"))
             viewer = s["throughput"].get("viewer")
             stages.append(f"| `{r['source']}` | `{s['sink']}` | {cells} | "
-                          f"{viewer['fps']:.1f} |" if viewer else f"| `{r['source']}` | `{s['sink']}` | {cells} | - |")
+                          + (f"{viewer['fps']:.1f} |" if viewer else "- |"))
     glass = ["", "Glass-to-glass estimate in the paced run (runtime's measured part + one source frame + one 60 Hz "
              "refresh):", "", "| source | sink | measured | p50 (ms) | estimate p50 (ms) | estimate p99 (ms) |",
              "|---|---|---|---:|---:|---:|"]
@@ -151,15 +218,15 @@ def main() -> None:
              "", *flicker_table(result)]
     if "flicker_trained" in result:
         f = result["flicker_trained"]
-        flick += ["", f"Flicker of a trained bundle ({f['bundle']}) over {args.flicker_frames} frames of `{f['source']}`, a held probe "
-                  "(tremor and breathing):", "", "| --ema | mask change: pooled (pair mean / p95) | pairs |",
-                  "|---:|---:|---:|"]
+        flick += ["", f"Flicker of a trained bundle ({f['bundle']}) over {f.get('frames', 48)} frames of "
+                  f"`{f['source']}`, a held probe (tremor and breathing):", "",
+                  "| --ema | mask change: pooled (pair mean / p95) | pairs |", "|---:|---:|---:|"]
         for key in ("ema_1", "ema_0.5"):
             v = f.get(key, {})
             flick.append(f"| {key.removeprefix('ema_')} | {flicker_cell(v)} | {v.get('mask_pairs', 0)} |")
         if f.get("truth") is not None:
             flick.append(f"| (the true lesion's own change: tissue motion) | {100 * f['truth']:.2f} % | |")
-    store(args.out / f"pipeline_display_{args.tag}", result, [header, "", *rows, *bare, *stages, *glass, *flick])
+    return [header, "", *rows, *bare, *stages, *glass, *flick]
 
 
 if __name__ == "__main__":

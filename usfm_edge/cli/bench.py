@@ -12,7 +12,7 @@ from usfm_edge.runtime.quiet import quiet_video_libraries
 quiet_video_libraries()  # before the bench package imports OpenCV
 from usfm_edge.bench.runner import DEFAULT_BACKENDS, DEFAULT_PRECISIONS  # noqa: E402
 from usfm_edge.cli.options import Finite  # noqa: E402
-from usfm_edge.cli.run import _threads  # noqa: E402
+from usfm_edge.cli.run import check_threads  # noqa: E402
 from usfm_edge.errors import UsfmEdgeError  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str
               help="Comma-separated runtime backends; those not installed are listed as skipped.")
 @click.option("--precisions", default=",".join(DEFAULT_PRECISIONS), show_default=True, callback=_names,
               help="Comma-separated precisions; cells the bundle cannot provide are listed as skipped.")
-@click.option("--threads", type=click.IntRange(min=1), callback=_threads,
+@click.option("--threads", type=click.IntRange(min=1), callback=check_threads,
               help="Threads for every backend (ONNX Runtime intra-op, OpenVINO INFERENCE_NUM_THREADS, "
                    "torch.set_num_threads). Default: each backend's own; --pipeline: the runtime's default (every "
                    "core but one).")

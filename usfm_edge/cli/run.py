@@ -31,7 +31,7 @@ SOURCES_HELP = """Frames from: v4l2:/dev/video0?width=1920&height=1080&fps=60&fo
 igtl:HOST:PORT (OpenIGTLink IMAGE messages)."""
 
 
-def _threads(_ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+def check_threads(_ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """More inference threads than cores only makes them wait for each other (and a typo of
     100000 would ask OpenCV and the backend for that many)."""
     if value is None:
@@ -54,7 +54,7 @@ def _threads(_ctx: click.Context, param: click.Parameter, value: int | None) -> 
               "this precision (default: the exported one).")
 @click.option("--device", default="CPU", show_default=True, help="CPU, GPU (ONNX Runtime CUDA/TensorRT "
               "providers, OpenVINO GPU) or NPU (OpenVINO).")
-@click.option("--threads", type=POSITIVE, callback=_threads,
+@click.option("--threads", type=POSITIVE, callback=check_threads,
               help="Inference threads (also caps OpenCV's). Default: the cores this process may use but one, "
                    "which then prepares the next frame and draws; the whole core count: preparing on the "
                    "inference thread.")

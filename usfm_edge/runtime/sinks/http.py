@@ -4,10 +4,12 @@ Bound to 127.0.0.1 unless another address is asked for: a scanner's network is a
 
 JPEG encoding is the expensive part of a browser view (3-5 ms for a 1080p screen, on the
 same cores as inference), so a frame is encoded only when a viewer is ready for one: not at
-all with nobody connected, once for all viewers, and not while every viewer is still sending
-the previous frame (a tablet on slow Wi-Fi then gets fewer frames instead of the cart
-encoding frames nobody receives). The time from capture to a frame handed to a viewer's
-socket is recorded as ``capture_to_viewer``.
+all with nobody connected, once for all viewers, not while every viewer is still sending the
+previous frame (a tablet on slow Wi-Fi then gets fewer frames instead of the cart encoding
+frames nobody receives), and not faster than the source delivers frames (``?fps=``, default
+the source's rate; a replay running faster than real time is shown at its own rate, as no
+screen shows more; ``fps=0``: every result). The time from capture to a frame handed to a
+viewer's socket is recorded as ``capture_to_viewer``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import cv2
 
 from usfm_edge.errors import InputError
 from usfm_edge.runtime.frame import Result
-from usfm_edge.runtime.params import Param, ParamSet, integer
+from usfm_edge.runtime.params import Param, ParamSet, integer, number
 from usfm_edge.runtime.sinks.base import Sink, SinkContext, SinkError, register_sink
 
 BOUNDARY = "usfmedgeframe"
@@ -127,13 +129,20 @@ def _handler(latest: _Broadcast, context: SinkContext, counts: dict[str, int]) -
     return Handler
 
 
+# A frame is sent once this share of the frame period has passed since the last one: frames
+# from a source at the cap's own rate arrive with jitter and must not be skipped for it.
+RATE_TOLERANCE = 0.8
+
+
 class HttpSink(Sink):
     scheme = "http"
     display = True
 
-    def __init__(self, host: str, port: int, context: SinkContext, quality: int = 80) -> None:
+    def __init__(self, host: str, port: int, context: SinkContext, quality: int = 80, fps: float = 0.0) -> None:
         self.latest, self.quality = _Broadcast(), quality
-        self.counts = {"encoded": 0, "unviewed": 0, "sent": 0}
+        self.min_interval = RATE_TOLERANCE / fps if fps > 0 else 0.0
+        self._last_sent = float("-inf")
+        self.counts = {"encoded": 0, "unviewed": 0, "sent": 0, "over_rate": 0}
         try:
             self.server = ThreadingHTTPServer((host, port), _handler(self.latest, context, self.counts))
         except (OSError, OverflowError) as exc:
@@ -156,12 +165,18 @@ class HttpSink(Sink):
         return self.latest.viewers
 
     def wants_overlay(self) -> bool:
-        return self.latest.idle > 0  # nobody connected, or every viewer still sending the last frame
+        # nobody connected, every viewer still sending the last frame, or faster than the source's rate
+        return self.latest.idle > 0 and time.monotonic() - self._last_sent >= self.min_interval
 
     def write(self, result: Result) -> None:
         if result.overlay is None or not self.latest.idle:
             self.counts["unviewed"] += 1
             return
+        now = time.monotonic()
+        if now - self._last_sent < self.min_interval:
+            self.counts["over_rate"] += 1
+            return
+        self._last_sent = now
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(result.overlay, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
@@ -177,8 +192,10 @@ class HttpSink(Sink):
         self.server.server_close()
 
     def describe(self) -> dict[str, Any]:
-        return {"scheme": self.scheme, "url": self.url, "frames_encoded": self.counts["encoded"],
-                "frames_sent": self.counts["sent"], "frames_not_encoded": self.counts["unviewed"]}
+        return {"scheme": self.scheme, "url": self.url, "max_fps": RATE_TOLERANCE / self.min_interval
+                if self.min_interval else None, "frames_encoded": self.counts["encoded"],
+                "frames_sent": self.counts["sent"], "frames_not_encoded": self.counts["unviewed"],
+                "frames_over_rate": self.counts["over_rate"]}
 
 
 def parse_address(target: str) -> tuple[str, int]:
@@ -195,7 +212,13 @@ def parse_address(target: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", number
 
 
-@register_sink("http", params=ParamSet(Param("quality", integer, default=80, low=1, high=100, help="JPEG quality")))
+HTTP_PARAMS = ParamSet(Param("quality", integer, default=80, low=1, high=100, help="JPEG quality"),
+                       Param("fps", number, low=0, high=1000, help="most frames a second sent (default: the "
+                             "source's rate; 0: every result)"))
+
+
+@register_sink("http", params=HTTP_PARAMS)
 def _http(target: str, params: dict[str, Any], context: SinkContext) -> Sink:
     host, port = parse_address(target)
-    return HttpSink(host, port, context, params["quality"])
+    fps = params["fps"] if params["fps"] is not None else context.fps
+    return HttpSink(host, port, context, params["quality"], fps or 0.0)
