@@ -97,6 +97,58 @@ def parallel_scaling() -> dict[str, float] | None:
     return {"alone_per_s": alone, "together_per_s": both, "each_of_alone": min(both) / alone}
 
 
+def work_beside_inference(bundle: Path, source: str, *, threads: int, repeats: int = 50) -> dict[str, float]:
+    """CPU milliseconds per frame of what the runtime does besides inference, each stage
+    alone on one thread (``time.thread_time``), on the source's first frame with a lesion-
+    sized mask: where the second core cannot take this work, it bounds the pipeline at
+    infer / (infer + work) of the bare backend."""
+    import time
+
+    import cv2
+    import numpy as np
+
+    from usfm_edge.backends.bundle import load_bundle
+    from usfm_edge.contracts.region import RegionTracker
+    from usfm_edge.runtime.overlay import draw_result
+    from usfm_edge.runtime.postprocess import PostConfig, make_postprocessor
+    from usfm_edge.runtime.sources import open_source
+
+    model = load_bundle(bundle, threads=threads)
+    phantom = open_source(f"{source}&fps=0&frames=1" if source.startswith("phantom:") else source)
+    phantom.open()
+    frame = phantom.read()
+    phantom.close()
+    tracker = RegionTracker(crop=True, sector=model.spec.mask_sector)
+    post = make_postprocessor(model.task, model.spec, model.labels, PostConfig(ema=0.5))
+    views = tracker.update(frame.image)
+    crops = [v.crop(frame.image) for v in views]
+    x = model.preprocess(crops)
+    raw = model.infer(x).copy()
+    h, w = raw.shape[-2:]
+    raw[0, 1], raw[0, 1, h // 3:h // 2, w // 3:w // 2] = -5.0, 5.0  # a lesion a few per cent of the image
+    out = post(raw[0], views[0], crops[0], 0)
+    overlay = draw_result(frame.image, [views[0].box], [out])
+
+    def cpu_ms(fn) -> float:
+        fn()
+        start = time.thread_time()
+        for _ in range(repeats):
+            fn()
+        return (time.thread_time() - start) / repeats * 1000.0
+
+    stages = {"region_and_crop": cpu_ms(lambda: [v.crop(frame.image) for v in tracker.update(frame.image)]),
+              "preprocess": cpu_ms(lambda: model.preprocess(crops)),
+              "postprocess": cpu_ms(lambda: post(raw[0], views[0], crops[0], 0)),
+              "overlay": cpu_ms(lambda: draw_result(frame.image, [views[0].box], [out])),
+              "jpeg": cpu_ms(lambda: cv2.imencode(".jpg", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR),
+                                                  [cv2.IMWRITE_JPEG_QUALITY, 80])),
+              "infer": cpu_ms(lambda: model.infer(x))}
+    beside = sum(v for k, v in stages.items() if k not in ("infer", "jpeg"))
+    return {**stages, "beside_without_display": beside, "beside_with_display": beside + stages["jpeg"],
+            "one_core_ceiling_none": stages["infer"] / (stages["infer"] + beside),
+            "one_core_ceiling_display": stages["infer"] / (stages["infer"] + beside + stages["jpeg"])}
+
+
 def other_work() -> list[str]:
     """Command lines of other processes that compete for the CPU (Linux /proc)."""
     found = []
@@ -155,6 +207,8 @@ def main() -> None:
         result = bench_pipeline(bundle, sources=tuple(args.sources or DEFAULT_SOURCES), sinks=sinks, threads=args.threads,
                                 frames=args.frames, fps=args.fps, rounds=args.rounds, flicker_frames=args.flicker_frames,
                                 bare_all_cores=True, progress=print)
+        result["work_beside_inference"] = {src: work_beside_inference(bundle, src, threads=result["threads"])
+                                           for src in args.sources or DEFAULT_SOURCES}
         if args.flicker_bundle is not None:
             from usfm_edge.backends.bundle import load_bundle
 
@@ -226,7 +280,15 @@ def render(result: dict) -> list[str]:
             flick.append(f"| {key.removeprefix('ema_')} | {flicker_cell(v)} | {v.get('mask_pairs', 0)} |")
         if f.get("truth") is not None:
             flick.append(f"| (the true lesion's own change: tissue motion) | {100 * f['truth']:.2f} % | |")
-    return [header, "", *rows, *bare, *stages, *glass, *flick]
+    work = ["", "CPU per frame of each stage alone on one thread (ms), and the bound it sets where the second core "
+            "adds nothing: infer / (infer + the rest), without and with the JPEG of the browser view:", "",
+            "| source | region + crop | preprocess | postprocess | overlay | JPEG | infer | bound, none: | "
+            "bound, display |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for src, w in result.get("work_beside_inference", {}).items():
+        work.append(f"| `{src}` | " + " | ".join(f"{w[k]:.2f}" for k in ("region_and_crop", "preprocess", "postprocess",
+                                                                        "overlay", "jpeg", "infer"))
+                    + f" | {100 * w['one_core_ceiling_none']:.0f} % | {100 * w['one_core_ceiling_display']:.0f} % |")
+    return [header, "", *rows, *bare, *stages, *work, *glass, *flick]
 
 
 if __name__ == "__main__":

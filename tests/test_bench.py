@@ -227,5 +227,8 @@ def test_pipeline_display_benchmark_script_at_tiny_size(tiny, tmp_path):
     assert row["bare"]["all_cores_fps"] > 0 and result["machine"]["cpu"] and "shared" in result["machine"]
     assert row["sinks"][1]["paced"]["glass_to_glass"]["measured"] == "capture_to_viewer"
     assert result["flicker_trained"]["ema_1"]["mask_pairs"] == 3
+    (work,) = result["work_beside_inference"].values()
+    assert work["infer"] > 0 and 0 < work["one_core_ceiling_display"] <= work["one_core_ceiling_none"] <= 1
     table = (tmp_path / "pipeline_display_t.md").read_text()
     assert "`http:0`" in table and "Glass-to-glass" in table and "Flicker of a trained bundle" in table
+    assert "bound, display" in table
