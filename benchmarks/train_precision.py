@@ -1,8 +1,8 @@
 """Fine-tuning step throughput in fp32 and under bf16 autocast, side by side in one process.
 
-Each cell runs ``usfm_edge.train.finetune.train_one_epoch`` (the real loop: forward, loss,
-backward, gradient clipping, AdamW, scheduler) on random frames already in memory, so data
-loading is not what is measured. Rounds alternate fp32 and bf16 so a burst of other work on
+Each cell runs ``usfm_edge.train.finetune.supervised_step``, the step fine-tuning runs
+(forward, loss, backward, gradient clipping, AdamW, scheduler), on random frames already in
+memory, so data loading is not what is measured. Rounds alternate fp32 and bf16 so a burst of other work on
 a shared machine spoils both alike; the ratio is the median of the rounds' ratios.
 
     python -m benchmarks.train_precision --models usfm_vit_s16:light_seg,usfm_vit_s16:upernet --img-size 224
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ import torch
 from benchmarks.machine import describe
 from benchmarks.store import store
 from usfm_edge.models import build_task_model, make_config
-from usfm_edge.train.finetune import train_one_epoch
+from usfm_edge.train.finetune import supervised_step
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 
@@ -29,9 +30,11 @@ def images_per_second(model, batches: list[dict], precision: str) -> float:
     """Median img/s over the steps after the first (which pays one-off allocation)."""
     optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.05, layer_decay=1.0)
     scheduler = warmup_cosine(optimizer, total_steps=len(batches), warmup_steps=0, base_lr=1e-4, min_lr=1e-6)
-    rates: list[float] = []
-    train_one_epoch(model, batches, task_loss("seg"), optimizer, scheduler, torch.device("cpu"), skip=0,
-                    on_step=lambda _i, _loss, rate: rates.append(rate), precision=precision)
+    loss_fn, rates = task_loss("seg"), []
+    for batch in batches:
+        start = time.perf_counter()
+        _, images = supervised_step(model, batch, loss_fn, optimizer, scheduler, torch.device("cpu"), precision)
+        rates.append(images / (time.perf_counter() - start))
     return statistics.median(rates[1:])
 
 

@@ -23,20 +23,36 @@ def test_encoder_benchmark_writes_json_and_table(tmp_path):
     assert "| usfm_vit_b16 |" in (tmp_path / "encoders_cpu_32.md").read_text()
 
 
-def test_label_efficiency_writes_table_json_and_plot(tmp_path):
+def test_label_efficiency_writes_table_json_plot_and_chain(tmp_path):
+    """The whole benchmark at toy size: pretraining, the fine-tuning grid, paired intervals,
+    the target line and the teacher -> student -> INT8 chain; then a rerun reuses every run."""
+    import yaml
+
     data = tmp_path / "data"
     subprocess.run([sys.executable, "-m", "usfm_edge", "phantom", "--out", str(data), "--task", "seg", "--n", "16",
                     "--size", "64", "--organ", "breast"], check=True, cwd=ROOT, capture_output=True)
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.label_efficiency", "--data", str(data), "--model-args", '{"depth": 1}',
-         "--fractions", "0.5,1.0", "--epochs", "1", "--max-epochs", "2", "--out", str(tmp_path)],
-        check=True, cwd=ROOT, capture_output=True, text=True,
-    )
-    result = json.loads((tmp_path / "label_efficiency.json").read_text())
-    assert [(r["fraction"], r["epochs"]) for r in result["results"]] == [(0.5, 2), (1.0, 1)]
-    assert all(0 <= r["dice"] <= 1 for r in result["results"])
-    assert "| scratch | 50 |" in (tmp_path / "label_efficiency.md").read_text()
-    assert (tmp_path / "label_efficiency.png").stat().st_size > 1000
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "data": str(data), "unlabeled": [str(data / "training_set" / "image")], "model_args": {"depth": 1},
+        "img_size": 32, "pretrain_steps": 3, "pretrain_batch": 4, "objectives": {"sfmim": {}},
+        "steps": 4, "batch_size": 4, "eval_every": 2, "fractions": [0.2, 1.0], "seeds": [0, 1],
+        "inits": ["scratch", "sfmim"], "student_args": {"depth": 1}, "distill_epochs": 1}))
+    command = [sys.executable, "-m", "benchmarks.label_efficiency", "--recipe", str(recipe), "--work",
+               str(tmp_path / "work"), "--tag", "t", "--out", str(tmp_path)]
+    subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
+    result = json.loads((tmp_path / "label_efficiency_t.json").read_text())
+    assert [(e["init"], e["fraction"]) for e in result["summary"]] == [
+        ("scratch", 0.2), ("scratch", 1.0), ("sfmim", 0.2), ("sfmim", 1.0)]
+    assert all(0 <= e["dice"] <= 1 and len(e["dice_seeds"]) == 2 for e in result["summary"])
+    assert len(result["summary"][2]["ci95"]) == 2 and "gain_vs_scratch" not in result["summary"][0]
+    assert set(result["target"]) >= {"sfmim_20", "scratch_100", "difference", "ci95", "met"}
+    assert [c["init"] for c in result["chain"]] == ["scratch", "sfmim"] and 0 <= result["chain"][1]["int8"] <= 1
+    table = (tmp_path / "label_efficiency_t.md").read_text()
+    assert "| sfmim | " in table and "Target, SF-MIM with 20 %" in table and "student INT8" in table
+    assert (tmp_path / "label_efficiency_t.png").stat().st_size > 1000
+    rerun = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
+    assert json.loads((tmp_path / "label_efficiency_t.json").read_text())["summary"] == result["summary"]
+    assert "(0 s)" in rerun.stdout  # the encoders were reused, not trained again
 
 
 def test_pretrain_throughput_benchmark(tmp_path):

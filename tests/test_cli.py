@@ -51,7 +51,7 @@ def test_user_errors_are_one_line_and_nonzero(tmp_path):
     result = CliRunner().invoke(cli, ["convert-checkpoint", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines == [f"usfm-edge: error: {tmp_path / 'missing.pth'}: no such file; give the path of a .pth or .safetensors file"]
+    assert lines == [f"usfm-edge convert-checkpoint: error: {tmp_path / 'missing.pth'}: no such file; give the path of a .pth or .safetensors file"]
 
 
 def test_malformed_options_are_usage_errors(tmp_path):

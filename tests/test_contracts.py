@@ -54,3 +54,10 @@ def test_the_schema_names_every_field_of_the_dataclasses():
     assert set(schema["properties"]["artifacts"]["items"]["properties"]["target"]["enum"]) == set(Target.values())
     assert set(schema["properties"]["artifacts"]["items"]["properties"]["backend"]["enum"]) == set(Backend.values())
     assert set(schema["properties"]["task"]["enum"]) == set(Task.values())
+
+
+def test_the_objective_names_a_config_checks_are_the_registry():
+    from usfm_edge.train.pretrain.config import OBJECTIVES
+    from usfm_edge.train.pretrain.objectives import list_objectives
+
+    assert list(OBJECTIVES) == list_objectives()

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from usfm_edge.cli.demo import demo
+from usfm_edge.errors import InputError
 from usfm_edge.demo.report import SECTIONS, print_summary, render_html
 from usfm_edge.demo.stages import BACKENDS
 
@@ -113,5 +114,9 @@ def test_rerun_into_the_same_folder_starts_over(tmp_path):
     (target / "pretrain" / "previews" / "step_9999999.png").write_bytes(b"stale")
     (target / "summary.json").write_text("{}")
     (target / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="a demo did not make"):  # no marker: not the demo's folder
+        clear(target)
+    assert (target / "summary.json").is_file()
+    (target / ".usfm-edge-demo").write_text("")
     clear(target)
-    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [".usfm-edge-demo", "notes.txt"]

@@ -15,7 +15,8 @@ from usfm_edge.errors import SchemaError
 from usfm_edge.models import build_task_model, load_model_dir, make_config
 from usfm_edge.train.augment import Augment
 from usfm_edge.train.config import FinetuneConfig
-from usfm_edge.train.finetune import StopRequested, run_finetune
+from usfm_edge.train.engine import StopRequested
+from usfm_edge.train.finetune import run_finetune
 from usfm_edge.train.optim import param_groups
 from usfm_edge.train.subsets import stratified_subset
 
@@ -146,7 +147,7 @@ def test_bf16_autocast_trains_fp32_weights(seg_root, tmp_path):
 def test_finetune_recipes_load(seg_root):
     from pathlib import Path
 
-    from usfm_edge.train.config import load_config
+    from usfm_edge.train.engine import load_config
 
     recipes = sorted((Path(__file__).resolve().parents[1] / "recipes" / "finetune").glob("*.yaml"))
     assert recipes

@@ -96,7 +96,7 @@ def test_a_training_sample_is_the_crop_of_image_and_mask_alike(tmp_path):
     root = write_phantom_dataset("seg", tmp_path / "d", n=4, config=PhantomConfig(size=(96, 96), organ="breast"),
                                  screen=Screen(ui=True, canvas=(200, 260)))
     split = load_split("seg", root, "train")
-    spec = Preprocess(input_size=(32, 32))
+    spec = Preprocess(input_size=(96, 96))  # crops below 2x the input stay at full size
     item = SupervisedDataset("seg", split, spec)[0]
     image, mask = split.load(0)
     view = locate(image, spec)
@@ -104,3 +104,8 @@ def test_a_training_sample_is_the_crop_of_image_and_mask_alike(tmp_path):
     np.testing.assert_array_equal(item["image"].numpy(), preprocess_frame(view.crop(image), spec)[0])
     np.testing.assert_array_equal(item["target"].numpy(), resize_label_map(view.crop(mask), spec))
     assert mask[view.box[1]:view.box[1] + view.box[3], view.box[0]:view.box[0] + view.box[2]].sum() == mask.sum()
+    # A crop over twice the input is brought to the working size first, image and mask alike.
+    small = SupervisedDataset("seg", split, Preprocess(input_size=(32, 32)))
+    work_image, work_mask = small.working(0)
+    assert min(work_image.shape) == 64 and work_image.shape == work_mask.shape
+    assert set(np.unique(work_mask)) <= set(np.unique(mask))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from usfm_edge.models import create_model
+from usfm_edge.errors import InputError
 from usfm_edge.models.checkpoint import adapt_input_conv, load_state_strict
 from usfm_edge.contracts import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD
 
@@ -97,7 +98,7 @@ def test_wrong_input_size_says_what_to_do():
     model = create_model("usfm_vit_t16", img_size=32, depth=2)
     with pytest.raises(ValueError, match="img_size=\\(48, 48\\)"):
         model(torch.randn(1, 3, 48, 48))
-    with pytest.raises(ValueError, match="multiple of the patch size"):
+    with pytest.raises(InputError, match="multiple of the patch size"):
         create_model("usfm_vit_t16", img_size=40)
 
 

@@ -3,31 +3,14 @@ the Dice the export gate recorded in the bundle, for OpenVINO and ONNX Runtime I
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from benchmarks.screen_parity import runtime_dice
 from usfm_edge.cli import cli
 from usfm_edge.contracts.manifest import BundleManifest
-from usfm_edge.data.layouts import read_mask
-from usfm_edge.metrics.segmentation import dice
-from usfm_edge.runtime.postprocess import rle_to_mask
-
-
-def runtime_dice(jsonl, masks) -> list[float]:
-    """Per frame: the run's masks (crop grid, RLE) pasted onto the screen, against the truth."""
-    scores = []
-    for line in jsonl.read_text().splitlines():
-        record = json.loads(line)
-        truth = read_mask(masks / record["name"], num_classes=2)
-        pred = np.zeros(truth.shape, np.uint8)
-        for region in record["regions"]:
-            x, y, w, h = region["box"]
-            pred[y:y + h, x:x + w] |= rle_to_mask(region["mask"])
-        scores.append(dice(pred, truth))
-    return scores
 
 
 @pytest.mark.parametrize("target", ["openvino", "onnxruntime"])

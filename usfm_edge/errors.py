@@ -67,5 +67,12 @@ class InputError(UsfmEdgeError):
     """An input file or array that cannot be used (missing, corrupt, wrong shape, NaN)."""
 
 
+class WriteError(UsfmEdgeError):
+    """The machine refused a write (a full or read-only disk, a permission); nothing half
+    written is left behind."""
+
+    exit_code = 3
+
+
 def _head(names: list[str], n: int = 5) -> str:
     return ", ".join(names[:n]) + (", ..." if len(names) > n else "")

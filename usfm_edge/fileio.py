@@ -49,3 +49,23 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def why_write_failed(folder: str | Path, exc: BaseException) -> str:
+    """A write's failure in words a user can act on. Libraries that write through their own
+    C++ code (torch.save, safetensors) report a full disk as a bare RuntimeError: the folder's
+    file system says what happened."""
+    import errno
+    import shutil
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+        return {errno.ENOSPC: "the disk is full", errno.EROFS: "the disk is read-only",
+                errno.EACCES: "no permission to write there"}[exc.errno]
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "the disk is read-only"
+        if shutil.disk_usage(folder).free < 1 << 20:
+            return "the disk is full"
+    except OSError:
+        pass
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -14,6 +14,7 @@ def doctor(as_json: bool) -> None:
     TensorRT), the OpenCV build, capture devices, and an install hint for each missing piece.
     Exits 1 when something the runtime needs is missing."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from usfm_edge import doctor as checks
@@ -27,7 +28,9 @@ def doctor(as_json: bool) -> None:
             table.add_column(column, overflow="fold")
         colours = {"ok": "green", "missing": "red", "warn": "yellow", "info": "cyan"}
         for f in findings:
-            table.add_row(f.section, f.name, f"[{colours[f.status.value]}]{f.status.value}[/]", f.detail, f.hint)
+            # escape: rich reads "[train]" in "pip install '.[train]'" as a style tag and drops it
+            table.add_row(escape(f.section), escape(f.name), f"[{colours[f.status.value]}]{f.status.value}[/]",
+                          escape(f.detail), escape(f.hint))
         Console(width=max(Console().width, 140)).print(table)
     if not checks.runtime_ready(findings):
         raise SystemExit(1)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from usfm_edge.cli.options import POSITIVE, Finite
 from usfm_edge.contracts.enums import EXPORT_TARGETS, Precision
 
 
@@ -16,8 +17,10 @@ from usfm_edge.contracts.enums import EXPORT_TARGETS, Precision
 @click.option("--precision", type=click.Choice(Precision.values()), default="fp32", show_default=True)
 @click.option("--calib", type=click.Path(path_type=Path), help="Frames for int8 calibration (folder or dataset root).")
 @click.option("--val", type=click.Path(path_type=Path), help="Dataset root (validation split) for the accuracy gate.")
-@click.option("--max-drop", type=float, help="Allowed metric drop (default 0.01 Dice / balanced accuracy, 0.5 dB PSNR).")
-@click.option("--calib-limit", default=300, show_default=True, help="At most this many calibration frames.")
+@click.option("--max-drop", type=Finite(min=0.0), help="Allowed metric drop (default 0.01 Dice / balanced accuracy, "
+              "0.5 dB PSNR).")
+@click.option("--calib-limit", default=300, type=POSITIVE, show_default=True,
+              help="At most this many calibration frames.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder to write.")
 def export(model_dir: Path, target: str, precision: str, calib, val, max_drop, calib_limit: int, out: Path) -> None:
     """Export MODEL_DIR to a deployment bundle, measured against its fp32 source."""

@@ -143,6 +143,17 @@ class ModelConfig:
             )
         if self.task is not Task.FEATURES and self.head is None:
             raise SchemaError(f"a {self.task.value} model needs a head")
+        # The encoder is built from model_args, the frames prepared from preprocess: they must agree.
+        size = self.model_args.get("img_size")
+        if size is not None:
+            size = [size, size] if isinstance(size, int) else list(size)
+            if size != list(self.preprocess.input_size):
+                raise SchemaError(f"model_args.img_size {size} differs from preprocess.input_size "
+                                  f"{list(self.preprocess.input_size)}: the encoder could not take the frames")
+        chans = self.model_args.get("in_chans")
+        if chans is not None and chans != self.preprocess.channels:
+            raise SchemaError(f"model_args.in_chans {chans} differs from preprocess.channels "
+                              f"{self.preprocess.channels}")
 
     @property
     def num_outputs(self) -> int:

@@ -4,7 +4,9 @@ Images count as one frame; DICOM cines and videos give every ``stride``-th frame
 frames nearly identical to the last one kept (a frozen probe repeats itself for seconds).
 The organ comes from the DICOM's BodyPartExamined, else from the name of the folder the
 file sits in. Unreadable files are reported, not fatal: an archive of a million files
-always has some.
+always has some. Label folders (``mask/``, ``masks/``, ``target/``, ...) are not frames, and a
+cine kept both as DICOM and as a video of the same name counts once (the DICOM: it carries
+the regions and the frame times).
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ from usfm_edge.data.video import VIDEO_SUFFIXES, iter_video
 from usfm_edge.errors import InputError
 
 THUMB = 32
+# Folders that hold labels next to the images of a dataset layout: never pretraining frames.
+LABEL_FOLDERS = frozenset({"mask", "masks", "target", "targets", "label", "labels", "annotation", "annotations",
+                           "gt", "ground_truth"})
+DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 @dataclass
 class IndexReport:
     entries: list[ManifestEntry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    skipped_duplicates: int = 0
+    skipped_duplicates: int = 0  # near-identical frames of a cine
+    skipped_labels: int = 0  # files in label folders
+    skipped_copies: int = 0  # videos that repeat a DICOM cine of the same name
 
 
 def _thumb(frame: np.ndarray) -> np.ndarray:
@@ -54,12 +62,19 @@ def kept_frames(frames: Iterable[np.ndarray], *, stride: int = 1, threshold: flo
     return kept, skipped
 
 
-def _files(source: Path) -> list[Path]:
+def _files(source: Path, report: IndexReport) -> list[Path]:
     if source.is_file():
         return [source]
-    known = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES, ".dcm", ".dicom")
-    return sorted(p for p in source.rglob("*") if p.is_file() and (p.suffix.lower() in known or
-                                                                     (p.suffix == "" and is_dicom_file(p))))
+    known = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES, *DICOM_SUFFIXES)
+    found = sorted(p for p in source.rglob("*") if p.is_file() and (p.suffix.lower() in known or
+                                                                      (p.suffix == "" and is_dicom_file(p))))
+    labels = [p for p in found if LABEL_FOLDERS & {part.lower() for part in p.relative_to(source).parts[:-1]}]
+    cines = {(p.parent, p.stem) for p in found if p.suffix.lower() in DICOM_SUFFIXES}
+    copies = [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES and (p.parent, p.stem) in cines]
+    report.skipped_labels += len(labels)
+    report.skipped_copies += len(copies)
+    dropped = set(labels) | set(copies)
+    return [p for p in found if p not in dropped]
 
 
 def index_sources(sources: Iterable[str | Path], *, stride: int = 1, threshold: float = 2.0,
@@ -69,7 +84,7 @@ def index_sources(sources: Iterable[str | Path], *, stride: int = 1, threshold: 
         if not source.exists():
             report.errors.append(f"{source}: no such file or folder")
             continue
-        for path in _files(source):
+        for path in _files(source, report):
             try:
                 _index_file(path, stride, threshold, report)
             except (InputError, OSError, ValueError) as exc:

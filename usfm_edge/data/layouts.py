@@ -20,6 +20,7 @@ import numpy as np
 
 from usfm_edge.data.images import IMAGE_SUFFIXES, read_image, read_label_image
 from usfm_edge.errors import InputError
+from usfm_edge.fileio import write_text_atomic
 
 SEG_SPLITS = {"train": "training_set", "val": "val_set", "test": "test_set"}
 CLS_SPLITS = ("train", "val", "test")
@@ -215,11 +216,18 @@ def read_manifest(csv_path: str | Path, *, check_files: bool = True) -> list[Man
 
 
 def write_manifest(csv_path: str | Path, entries: list[ManifestEntry]) -> Path:
+    """Paths relative to the CSV's folder (``../archive/...`` where needed), so a manifest moves
+    with its data and names no machine's absolute paths. Written atomically."""
+    import io
+    import os
+
     csv_path = Path(csv_path)
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", "organ", "frame"])
-        for e in entries:
-            path = e.path.relative_to(csv_path.parent) if e.path.is_relative_to(csv_path.parent) else e.path
-            writer.writerow([path.as_posix(), e.organ, "" if e.frame is None else e.frame])
+    base = csv_path.resolve().parent
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "organ", "frame"])
+    for e in entries:
+        path = Path(os.path.relpath(Path(e.path).resolve(), base))
+        writer.writerow([path.as_posix(), e.organ, "" if e.frame is None else e.frame])
+    write_text_atomic(csv_path, buffer.getvalue())
     return csv_path

@@ -28,27 +28,42 @@ class ShardMember:
 
 def write_shards(frames: Iterable[tuple[np.ndarray, dict]], out: str | Path, *, per_shard: int = 1000,
                  on_item: Callable[[], None] = lambda: None) -> list[Path]:
-    """Write (frame, metadata) pairs as PNG + JSON members, ``per_shard`` frames a shard."""
+    """Write (frame, metadata) pairs as PNG + JSON members, ``per_shard`` frames a shard. Each
+    shard is written under a temporary name and renamed when complete; a folder that already
+    holds shards is refused (they would be mixed with these)."""
     out = Path(out)
+    if out.is_dir() and any(out.glob("shard-*.tar")):
+        raise InputError(f"--out {out}: already holds shards; give an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
     shards: list[Path] = []
     tar = None
-    for i, (frame, meta) in enumerate(frames):
-        if i % per_shard == 0:
-            if tar is not None:
-                tar.close()
-            shards.append(out / f"shard-{len(shards):06d}.tar")
-            tar = tarfile.open(shards[-1], "w")
-        ok, png = cv2.imencode(".png", frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise InputError(f"frame {i}: could not encode as PNG")
-        for name, data in ((f"{i:09d}.png", png.tobytes()), (f"{i:09d}.json", json.dumps(meta).encode())):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        on_item()
-    if tar is not None:
+
+    def close() -> None:
         tar.close()
+        shards[-1].with_suffix(".tar.partial").replace(shards[-1])
+
+    try:
+        for i, (frame, meta) in enumerate(frames):
+            if i % per_shard == 0:
+                if tar is not None:
+                    close()
+                shards.append(out / f"shard-{len(shards):06d}.tar")
+                tar = tarfile.open(shards[-1].with_suffix(".tar.partial"), "w")
+            ok, png = cv2.imencode(".png", frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise InputError(f"frame {i}: could not encode as PNG")
+            for name, data in ((f"{i:09d}.png", png.tobytes()), (f"{i:09d}.json", json.dumps(meta).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            on_item()
+        if tar is not None:
+            close()
+    except BaseException:
+        if tar is not None:
+            tar.close()
+            shards[-1].with_suffix(".tar.partial").unlink(missing_ok=True)
+        raise
     return shards
 
 

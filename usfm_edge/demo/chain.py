@@ -26,7 +26,7 @@ from usfm_edge.data.layouts import SEG_SPLITS
 from usfm_edge.demo import latency, report, stages
 from usfm_edge.demo.plan import DemoPlan
 from usfm_edge.demo.stages import Paths
-from usfm_edge.errors import DependencyError
+from usfm_edge.errors import DependencyError, InputError
 from usfm_edge.backends.bundle import AUTO_ORDER
 
 NEEDS = (("torch", "train"), ("nncf", "train"), ("onnx", "train"), ("matplotlib", "bench"))  # module, extra
@@ -53,7 +53,19 @@ class StageClock:
         self.console.print(f"  {text}", markup=False, highlight=False)
 
 
+MARKER = ".usfm-edge-demo"  # written into a folder the demo made; only such a folder is cleared
+
+
 def clear(root: Path) -> None:
+    """Make ``root`` ready for a new demo: create it, or clear the outputs of an earlier demo
+    there. A folder with files that the demo did not make is refused, not cleared."""
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--out {root}: is a file; give a folder for the demo")
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).is_file():
+        raise InputError(f"--out {root}: a folder with files that a demo did not make; give a new or empty folder "
+                         "(the demo replaces only its own earlier outputs)")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("made by usfm-edge demo; its outputs here are replaced by the next demo\n")
     for name in stages.OWNED:
         path = root / name
         if path.is_dir():
@@ -99,7 +111,6 @@ def _run(paths: Paths, plan: DemoPlan, *, threads: int, progress: bool, console)
     from rich.console import Console
 
     console = console or Console()
-    paths.root.mkdir(parents=True, exist_ok=True)
     clear(paths.root)
     clock = StageClock(console)
     start = time.perf_counter()

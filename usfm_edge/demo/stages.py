@@ -98,7 +98,7 @@ def pretrain(plan: DemoPlan, paths: Paths, *, progress: bool) -> dict[str, Any]:
     cfg = PretrainConfig(objective="sfmim", data=[str(paths.pretrain_data)], out=str(paths.pretrain),
                          model="usfm_vit_t16", model_args=dict(plan.teacher_args), img_size=plan.img_size,
                          mask_patch=16, steps=plan.pretrain_steps, batch_size=plan.pretrain_batch,
-                         lr=1e-3 * 256 / plan.pretrain_batch,  # the engine scales lr by batch / 256: 1e-3 here
+                         lr=1e-3 * 256 / plan.pretrain_batch, lr_scaling="linear",  # 1e-3 at this batch
                          num_workers=0, save_every=plan.pretrain_steps, log_every=5,
                          preview_every=max(1, plan.pretrain_steps // 3), seed=plan.seed)
     run_pretrain(cfg, progress=progress)

@@ -16,6 +16,7 @@ embedding (3 -> 1 input channel, see ``adapt_input_conv``). Anything else is a
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,13 +69,17 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: (?:GLOBAL )?([\w.]+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
         raise CheckpointError(
-            f"{path}: holds pickled Python objects besides tensors (SimMIM-format files pickle their "
+            f"{path}: holds pickled Python objects besides tensors{what} (SimMIM-format files pickle their "
             "config), which safe loading refuses; if you trust its origin, convert it once with "
             f"'usfm-edge convert-checkpoint {path} --trust-pickle --out MODEL_DIR'"
-        ) from exc
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc}); the file may be truncated") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first}); the file may be truncated") \
+            from None
 
 
 def extract_state_dict(raw: object, source: str) -> tuple[dict[str, torch.Tensor], list[str]]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from usfm_edge._version import __version__
-from usfm_edge.errors import CheckpointError, SchemaError
-from usfm_edge.fileio import sha256_file
+from usfm_edge.errors import CheckpointError, SchemaError, WriteError
+from usfm_edge.fileio import sha256_file, why_write_failed
 from usfm_edge.models.checkpoint import load_state_strict
 from usfm_edge.models.task_model import TaskModel, build_task_model
 from usfm_edge.contracts import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
@@ -39,12 +39,18 @@ def save_model_dir(model: TaskModel, path: str | Path) -> Path:
     # safetensors refuses shared or non-contiguous storage; clone makes each tensor its own.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     weights_tmp = path / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(weights_tmp), metadata={"format": "pt", "architecture": config.architecture})
-    config.provenance["weights_sha256"] = sha256_file(weights_tmp)
     config_tmp = path / f".{CONFIG_FILE}.tmp"
-    config.write(config_tmp)
-    os.replace(weights_tmp, path / WEIGHTS_FILE)
-    os.replace(config_tmp, path / CONFIG_FILE)
+    try:
+        save_file(state, str(weights_tmp), metadata={"format": "pt", "architecture": config.architecture})
+        config.provenance["weights_sha256"] = sha256_file(weights_tmp)
+        config.write(config_tmp)
+        os.replace(weights_tmp, path / WEIGHTS_FILE)
+        os.replace(config_tmp, path / CONFIG_FILE)
+    except Exception as exc:  # safetensors reports a full disk in its own exception type
+        for tmp in (weights_tmp, config_tmp):
+            tmp.unlink(missing_ok=True)
+        raise WriteError(f"{path}: the model directory could not be written ({why_write_failed(path, exc)}); free "
+                         "space or write elsewhere") from None
     return path
 
 

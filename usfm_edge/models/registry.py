@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from usfm_edge.errors import ModelNotFoundError
+from usfm_edge.errors import InputError, ModelNotFoundError
 
 TIMM_PREFIX = "timm:"
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -41,16 +41,19 @@ def is_model(name: str) -> bool:
 def create_model(name: str, *, checkpoint: str | Path | None = None, **kwargs: Any) -> nn.Module:
     """Build the encoder ``name``; with ``checkpoint``, load weights strictly from it
     (safetensors, a flat state dict, or the SimMIM ``{"model": {"encoder.*": ...}}`` form)."""
-    if name.startswith(TIMM_PREFIX):
-        from usfm_edge.models.timm_backbone import TimmBackbone
-
-        model: nn.Module = TimmBackbone(name[len(TIMM_PREFIX):], **kwargs)
-    elif name in _MODELS:
-        model = _MODELS[name](**kwargs)
-    else:
+    if not (name in _MODELS or name.startswith(TIMM_PREFIX)):
         raise ModelNotFoundError(
             f"unknown model {name!r}; known: {', '.join(list_models())}, or timm:<timm model name>"
         )
+    try:
+        if name.startswith(TIMM_PREFIX):
+            from usfm_edge.models.timm_backbone import TimmBackbone
+
+            model: nn.Module = TimmBackbone(name[len(TIMM_PREFIX):], **kwargs)
+        else:
+            model = _MODELS[name](**kwargs)
+    except TypeError as exc:  # an argument the builder does not take
+        raise InputError(f"model {name}: {exc}; check --model-args / model_args") from None
     if checkpoint is not None:
         from usfm_edge.models.checkpoint import load_encoder_checkpoint
 

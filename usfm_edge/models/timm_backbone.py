@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from usfm_edge._compat.torchvision import import_timm
+from usfm_edge.errors import ModelNotFoundError
 
 
 CLASSIFIER_NAMES = ("fc", "head", "classifier", "last_linear", "head.fc")
@@ -32,8 +33,6 @@ class TimmBackbone(nn.Module):
         super().__init__()
         timm = import_timm()
         if not timm.is_model(timm_name):
-            from usfm_edge.errors import ModelNotFoundError
-
             raise ModelNotFoundError(f"timm has no model {timm_name!r}; see timm.list_models()")
         extra = {"out_indices": tuple(out_indices)} if out_indices is not None else {}
         self.body = timm.create_model(

@@ -11,10 +11,13 @@ alone, not timm and its torchvision import.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from usfm_edge.errors import InputError
 from usfm_edge.models.pos_bias import RelativePositionBias
 
 
@@ -103,6 +106,26 @@ class Block(nn.Module):
         return x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
 
 
+def _check_args(*, img: tuple[int, int], patch_size: int, in_chans: int, embed_dim: int, depth: int,
+                num_heads: int, mlp_ratio: float, drop_path_rate: float) -> None:
+    """Arguments that cannot build a ViT, refused with the one that is wrong (model args come
+    from the command line and from config.json)."""
+    counts = {"patch_size": patch_size, "in_chans": in_chans, "embed_dim": embed_dim, "depth": depth,
+              "num_heads": num_heads}
+    for name, value in counts.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"model argument {name}={value!r}: must be an integer >= 1")
+    if embed_dim % num_heads:
+        raise InputError(f"model arguments embed_dim={embed_dim}, num_heads={num_heads}: embed_dim must be a "
+                         "multiple of num_heads")
+    if not (isinstance(mlp_ratio, (int, float)) and math.isfinite(mlp_ratio) and mlp_ratio > 0):
+        raise InputError(f"model argument mlp_ratio={mlp_ratio!r}: must be a finite number > 0")
+    if not (isinstance(drop_path_rate, (int, float)) and 0 <= drop_path_rate <= 1):
+        raise InputError(f"model argument drop_path_rate={drop_path_rate!r}: must be in [0, 1]")
+    if min(img) < patch_size or img[0] % patch_size or img[1] % patch_size:
+        raise InputError(f"img_size {img} must be a positive multiple of the patch size {patch_size}")
+
+
 class UsfmViT(nn.Module):
     """Encoder. ``forward_features``: (B, C, H, W) -> (B, 1 + L, D), cls first, final norm.
 
@@ -126,8 +149,8 @@ class UsfmViT(nn.Module):
     ) -> None:
         super().__init__()
         h, w = _pair(img_size)
-        if h % patch_size or w % patch_size:
-            raise ValueError(f"img_size {(h, w)} must be a multiple of the patch size {patch_size}")
+        _check_args(img=(h, w), patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim, depth=depth,
+                    num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate)
         self.img_size, self.patch_size, self.in_chans = (h, w), patch_size, in_chans
         self.grid = (h // patch_size, w // patch_size)
         self.embed_dim = self.num_features = embed_dim

@@ -1,19 +1,32 @@
-"""Run configuration: typed dataclasses, merged defaults -> recipe YAML -> command line, and
-the resolved result written into the run folder."""
+"""Fine-tuning's run configuration: a typed dataclass that checks its own values, so a recipe
+file is held to the same rules as the command line. Merging (defaults -> recipe -> command
+line, the saved config on resume) is the engine's (``train.engine.load_config``)."""
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from usfm_edge.errors import SchemaError
 from usfm_edge.train.precision import UNSCALED, check_precision
 
-T = TypeVar("T")
+
+def require(checks: dict[str, tuple[Any, bool, str]]) -> None:
+    """``{option: (value, ok, what it must be)}``: SchemaError naming the first bad one."""
+    for name, (value, ok, expected) in checks.items():
+        if not ok:
+            raise SchemaError(f"{name.replace('_', '-')} {value!r}: must be {expected}")
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def finite(value: Any, low: float = -math.inf, high: float = math.inf, *, open_low: bool = False) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return (value > low if open_low else value >= low) and value <= high
 
 
 @dataclass
@@ -49,14 +62,39 @@ class FinetuneConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; evaluation stays fp32
     seed: int = 0
     log_every: int = 5
+    eval_every: int | None = None  # validate when this many steps have passed since the last time (None: every epoch)
     max_steps: int | None = None  # stop after this many steps in this session (state saved; --resume)
     previews: int = 4
 
     def __post_init__(self) -> None:
         if self.task not in ("seg", "cls", "enhance"):
             raise SchemaError(f"task {self.task!r}; use seg, cls or enhance")
-        if not 0 < self.label_fraction <= 1:
-            raise SchemaError(f"label_fraction {self.label_fraction}; give a fraction in (0, 1]")
+        require({
+            "label_fraction": (self.label_fraction, finite(self.label_fraction, 0, 1, open_low=True), "in (0, 1]"),
+            "epochs": (self.epochs, positive(self.epochs), "an integer >= 1"),
+            "batch_size": (self.batch_size, positive(self.batch_size), "an integer >= 1"),
+            "img_size": (self.img_size, positive(self.img_size), "an integer >= 16"),
+            "in_chans": (self.in_chans, self.in_chans in (1, 3), "1 (gray) or 3 (RGB)"),
+            "lr": (self.lr, finite(self.lr, 0, open_low=True), "a finite number > 0"),
+            "min_lr": (self.min_lr, finite(self.min_lr, 0), "a finite number >= 0"),
+            "weight_decay": (self.weight_decay, finite(self.weight_decay, 0), "a finite number >= 0"),
+            "layer_decay": (self.layer_decay, finite(self.layer_decay, 0, 1, open_low=True), "in (0, 1]"),
+            "warmup_epochs": (self.warmup_epochs, finite(self.warmup_epochs, 0), "a finite number >= 0"),
+            "drop_path": (self.drop_path, finite(self.drop_path, 0, 1), "in [0, 1]"),
+            "label_smoothing": (self.label_smoothing, finite(self.label_smoothing, 0, 1), "in [0, 1]"),
+            "dice_weight": (self.dice_weight, finite(self.dice_weight, 0), "a finite number >= 0"),
+            "ce_weight": (self.ce_weight, finite(self.ce_weight, 0), "a finite number >= 0"),
+            "num_workers": (self.num_workers, isinstance(self.num_workers, int) and self.num_workers >= 0,
+                            "an integer >= 0"),
+            "log_every": (self.log_every, positive(self.log_every), "an integer >= 1"),
+            "eval_every": (self.eval_every, self.eval_every is None or positive(self.eval_every), "an integer >= 1"),
+            "max_steps": (self.max_steps, self.max_steps is None or positive(self.max_steps), "an integer >= 1"),
+            "previews": (self.previews, isinstance(self.previews, int) and self.previews >= 0, "an integer >= 0"),
+            "device": (self.device, self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"),
+                       "auto, cpu, cuda or cuda:N"),
+            "model_args": (self.model_args, self.model_args is None or isinstance(self.model_args, dict),
+                           "a mapping (JSON object)"),
+        })
         if self.crop not in ("scan_region", "none"):
             raise SchemaError(f"crop {self.crop!r}; use scan_region or none")
         if self.resize not in ("stretch", "letterbox"):
@@ -64,26 +102,3 @@ class FinetuneConfig:
         if self.img_size % 16:
             raise SchemaError(f"img_size {self.img_size} must be a multiple of 16 (the patch size)")
         check_precision(self.precision, UNSCALED)
-
-
-def load_config(cls: type[T], recipe: str | Path | None = None, **overrides: Any) -> T:
-    """Defaults of ``cls``, then the recipe YAML, then ``overrides`` (None means "not given")."""
-    values: dict[str, Any] = {}
-    if recipe:
-        path = Path(recipe)
-        if not path.is_file():
-            raise SchemaError(f"{path}: recipe not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise SchemaError(f"{path}: a recipe is a mapping of option: value")
-        values.update(loaded)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SchemaError(f"unknown option(s) {unknown}; known: {sorted(known)}")
-    return cls(**values)
-
-
-def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))

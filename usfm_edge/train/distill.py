@@ -20,18 +20,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from usfm_edge.data.images import IMAGE_SUFFIXES, read_image
-from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
 from usfm_edge.contracts.prepare import locate, preprocess_frame
+from usfm_edge.data.images import IMAGE_SUFFIXES, read_image
+from usfm_edge.errors import InputError
+from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
 from usfm_edge.train.augment import Augment
-from usfm_edge.train.config import save_config
-from usfm_edge.train.datasets import SupervisedDataset, load_split
+from usfm_edge.train.config import finite, positive, require
+from usfm_edge.train.datasets import SupervisedDataset, load_split, to_working_size
+from usfm_edge.train.engine import STATE_FILE, Checkpoint, Session, fit_epochs, open_run_folder, optimizer_step
 from usfm_edge.train.evaluate import evaluate, headline
 from usfm_edge.train.finetune import pick_device
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 from usfm_edge.train.precision import UNSCALED, autocast, check_precision
-from usfm_edge.train.progress import StepProgress
 
 
 @dataclass
@@ -52,9 +53,23 @@ class DistillConfig:
     device: str = "auto"
     precision: str = "auto"  # autocast for teacher and student (see train.precision)
     seed: int = 0
+    log_every: int = 5
+    max_steps: int | None = None  # stop after this many steps in this session (state saved; --resume)
 
     def __post_init__(self) -> None:
         check_precision(self.precision, UNSCALED)
+        require({
+            "epochs": (self.epochs, positive(self.epochs), "an integer >= 1"),
+            "batch_size": (self.batch_size, positive(self.batch_size), "an integer >= 1"),
+            "lr": (self.lr, finite(self.lr, 0, open_low=True), "a finite number > 0"),
+            "temperature": (self.temperature, finite(self.temperature, 0, open_low=True), "a finite number > 0"),
+            "label_weight": (self.label_weight, finite(self.label_weight, 0), "a finite number >= 0"),
+            "feature_weight": (self.feature_weight, finite(self.feature_weight, 0), "a finite number >= 0"),
+            "log_every": (self.log_every, positive(self.log_every), "an integer >= 1"),
+            "max_steps": (self.max_steps, self.max_steps is None or positive(self.max_steps), "an integer >= 1"),
+            "student_args": (self.student_args, self.student_args is None or isinstance(self.student_args, dict),
+                             "a mapping (JSON object)"),
+        })
 
 
 class UnlabeledFrames(Dataset):
@@ -63,16 +78,22 @@ class UnlabeledFrames(Dataset):
 
     def __init__(self, root: str | Path, preprocess, *, task: str, augment: Augment | None, seed: int) -> None:
         self.files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        self.preprocess, self.task, self.augment, self.seed = preprocess, task, augment, seed
+        if not self.files:
+            raise InputError(f"--unlabeled {root}: no images in this folder")
+        self.preprocess, self.task, self.augment, self.seed, self.epoch = preprocess, task, augment, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict:
         image = read_image(self.files[index])
-        image = locate(image, self.preprocess, sector=False).crop(image)
+        image, _ = to_working_size(locate(image, self.preprocess, sector=False).crop(image), None, "cls",
+                                   self.preprocess)
         if self.augment is not None:
-            image, _ = self.augment(image, None, np.random.default_rng((self.seed, index)))
+            image, _ = self.augment(image, None, np.random.default_rng((self.seed, self.epoch, index)))
         x = torch.from_numpy(preprocess_frame(image, self.preprocess)[0])
         # a placeholder of the labelled targets' shape, so mixed batches collate; never used
         target = {"seg": torch.zeros(x.shape[-2:], dtype=torch.long), "cls": torch.tensor(0)}.get(self.task, x)
@@ -138,25 +159,23 @@ class DistillLoss(nn.Module):
         return loss
 
 
-def run_distill(cfg: DistillConfig, *, progress: bool = True) -> Path:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+def run_distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     teacher = load_model_dir(cfg.teacher).to(device).eval().requires_grad_(False)
     task, spec = teacher.config.task.value, teacher.config.preprocess
+    train_split = load_split(task, cfg.data, "train")
+    val_split = load_split(task, cfg.data, "val")
+    parts: list[Dataset] = [SupervisedDataset(task, train_split, spec, augment=Augment(), seed=cfg.seed)]
+    if cfg.unlabeled:
+        parts.append(UnlabeledFrames(cfg.unlabeled, spec, task=task, augment=Augment(), seed=cfg.seed))
+    out = open_run_folder(cfg, resume=resume, overwrite=overwrite)
     config = make_config(cfg.student, task, labels=teacher.config.labels, img_size=tuple(spec.input_size),
                          in_chans=spec.channels, head=cfg.head, model_args=cfg.student_args,
                          provenance={"distilled_from": str(cfg.teacher), "data": cfg.data, "unlabeled": cfg.unlabeled})
     config.preprocess = spec
     student = build_task_model(config).to(device)
-    train_split = load_split(task, cfg.data, "train")
-    val_split = load_split(task, cfg.data, "val")
-    parts: list[Dataset] = [_Labeled(SupervisedDataset(task, train_split, spec, augment=Augment(), seed=cfg.seed))]
-    if cfg.unlabeled:
-        parts.append(UnlabeledFrames(cfg.unlabeled, spec, task=task, augment=Augment(), seed=cfg.seed))
-    dataset = ConcatDataset(parts)
+    dataset = ConcatDataset([_Labeled(parts[0]), *parts[1:]])
     with torch.no_grad():
         probe = torch.zeros(1, spec.channels, *spec.input_size, device=device)
         widths = (_deepest(student, probe).shape[1], _deepest(teacher, probe).shape[1])
@@ -164,36 +183,40 @@ def run_distill(cfg: DistillConfig, *, progress: bool = True) -> Path:
                           feature_weight=cfg.feature_weight, student_width=widths[0], teacher_width=widths[1]).to(device)
     params = nn.ModuleList([student, loss_fn.project])
     optimizer = build_optimizer(params, lr=cfg.lr, weight_decay=0.05, layer_decay=1.0)
-    steps = cfg.epochs * max(1, len(dataset) // cfg.batch_size)
+    steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
+    steps = cfg.epochs * steps_per_epoch
     scheduler = warmup_cosine(optimizer, total_steps=steps, warmup_steps=max(1, steps // 20), base_lr=cfg.lr,
                               min_lr=cfg.lr / 100)
-    best = -float("inf")
-    log = open(out / "metrics.jsonl", "w")
-    with StepProgress("distill", steps, 0, progress) as advance:
-        for epoch in range(cfg.epochs):
-            student.train()
-            loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-            for batch in loader:
-                x = batch["image"].to(device)
-                with autocast(cfg.precision, device):
-                    loss = loss_fn(student, teacher, x, batch["target"].to(device), batch["labeled"].to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                advance(float(loss.detach()))
-            result = evaluate(student, task, val_split, spec, device, num_classes=max(2, len(config.labels)))
-            score = headline(task, result)
-            log.write(json.dumps({"epoch": epoch, "loss": float(loss.detach()), "val": score}) + "\n")
-            log.flush()
-            if score > best:
-                best = score
-                config.provenance.update(epoch=epoch, val_score=score)
-                save_model_dir(student, out / "model")
-    log.close()
-    report = _report(teacher, load_model_dir(out / "model").to(device), task, val_split, spec, device,
-                     max(2, len(config.labels)))
+    checkpoint = Checkpoint(out / STATE_FILE, {"student": params, "optimizer": optimizer, "scheduler": scheduler})
+    position = checkpoint.restore() if resume else {"epoch": 0, "batch": 0, "step": 0, "best": -float("inf")}
+    num_classes = max(2, len(config.labels))
+
+    def loader_for(epoch: int) -> DataLoader:
+        for part in parts:
+            part.set_epoch(epoch)
+        return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                          generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+
+    def train_step(batch: dict) -> tuple[float, int]:
+        student.train()
+        x = batch["image"].to(device)
+        with autocast(cfg.precision, device):
+            loss = loss_fn(student, teacher, x, batch["target"].to(device), batch["labeled"].to(device))
+        return optimizer_step(loss, optimizer, scheduler, what="distillation loss"), len(x)
+
+    def end_of_epoch(epoch: int) -> None:
+        score = headline(task, evaluate(student, task, val_split, spec, device, num_classes=num_classes))
+        session.log({"epoch": epoch, "step": position["step"], "val": score})
+        if score > position["best"]:
+            position["best"] = score
+            config.provenance.update(epoch=epoch, val_score=score)
+            save_model_dir(student, out / "model")
+
+    with Session(out, label="distill", total_steps=steps, position=position, checkpoint=checkpoint,
+                 log_every=cfg.log_every, max_steps=cfg.max_steps, progress=progress, resume=resume) as session:
+        fit_epochs(session, epochs=cfg.epochs, loader_for=loader_for, train_step=train_step, end_of_epoch=end_of_epoch)
+        session.finish()
+    report = _report(teacher, load_model_dir(out / "model").to(device), task, val_split, spec, device, num_classes)
     (out / "distill_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return out
 

@@ -1,16 +1,15 @@
 """Fine-tuning for segmentation, classification and enhancement.
 
-``run_finetune(config)`` wires the pieces; ``train_one_epoch`` is the loop. A run folder
-holds: config.yaml (resolved), subset.json (the label-fraction draw), metrics.jsonl,
-state.pt (for --resume), model/ (the best epoch's model directory), eval.json and previews/.
+``run_finetune(config)`` wires the pieces; the loop, resume, signals and metrics are the
+training engine's (``train.engine``). A run folder holds: config.yaml (resolved),
+subset.json (the label-fraction draw), metrics.jsonl, state.pt (for --resume), model/ (the
+best epoch's model directory), eval.json and previews/.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import time
 from pathlib import Path
 
 import cv2
@@ -25,29 +24,24 @@ from usfm_edge.contracts import Crop, Preprocess, Resize
 from usfm_edge.contracts.prepare import segment_frame, to_display
 from usfm_edge.train import previews
 from usfm_edge.train.augment import Augment
-from usfm_edge.train.config import FinetuneConfig, save_config
+from usfm_edge.train.config import FinetuneConfig
 from usfm_edge.train.datasets import SupervisedDataset, load_split, strata
+from usfm_edge.train.engine import STATE_FILE, Checkpoint, Session, fit_epochs, open_run_folder, optimizer_step
 from usfm_edge.train.evaluate import evaluate, headline, predict
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 from usfm_edge.train.precision import autocast
-from usfm_edge.train.progress import StepProgress
-from usfm_edge.train.state import load_state, save_state
 from usfm_edge.train.subsets import stratified_subset
-
-STATE_FILE = "state.pt"
-
-
-class StopRequested(Exception):
-    """SIGTERM arrived or --max-steps was reached: the state was saved; --resume continues."""
-
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda but no CUDA device is visible; use --device cpu")
-    return torch.device(name)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {name} but no CUDA device is visible; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r}: use auto, cpu, cuda or cuda:N") from None
 
 
 def init_encoder(model: torch.nn.Module, init: str) -> str:
@@ -78,39 +72,24 @@ def _sampler(cfg: FinetuneConfig, dataset: SupervisedDataset, epoch: int):
     return RandomSampler(dataset, generator=generator)
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, *, skip: int, on_step,
-                    precision: str = "fp32") -> None:
-    """One pass; ``skip`` batches already done before a resume are drawn but not trained on,
-    so the sampler's order, and so the curve, stays that of an uninterrupted run."""
+def supervised_step(model, batch: dict, loss_fn, optimizer, scheduler, device: torch.device,
+                    precision: str) -> tuple[float, int]:
+    """One optimiser step on a batch: forward under autocast, the loss in fp32, backward,
+    gradients clipped at 3, AdamW, the schedule. Returns (loss, images)."""
     model.train()
-    for i, batch in enumerate(loader):
-        if i < skip:
-            continue
-        start = time.perf_counter()
-        x, y = batch["image"].to(device), batch["target"].to(device)
-        with autocast(precision, device):
-            out = model(x)
-        loss = loss_fn(out.float(), y)
-        if not torch.isfinite(loss):
-            raise InputError(f"loss became {loss.item()} at batch {i}; lower --lr or check the data for NaN")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
-        optimizer.step()
-        scheduler.step()
-        on_step(i, float(loss.item()), len(x) / (time.perf_counter() - start))
+    x, y = batch["image"].to(device), batch["target"].to(device)
+    with autocast(precision, device):
+        out = model(x)
+    return optimizer_step(loss_fn(out.float(), y), optimizer, scheduler, params=model.parameters(), clip=3.0), len(x)
 
 
-def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True) -> Path:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-
     train_split = load_split(cfg.task, cfg.data, "train")
     val_split = _optional_split(cfg, "val") or train_split
     test_split = _optional_split(cfg, "test") or val_split
+    out = open_run_folder(cfg, resume=resume, overwrite=overwrite)
     indices = stratified_subset(strata(cfg.task, train_split), cfg.label_fraction, cfg.seed)
     subset = {"fraction": cfg.label_fraction, "seed": cfg.seed, "count": len(indices), "of": len(train_split),
               "sha256": hashlib.sha256(json.dumps(indices).encode()).hexdigest()}
@@ -136,58 +115,45 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
                               warmup_steps=round(cfg.warmup_epochs * steps_per_epoch), base_lr=cfg.lr, min_lr=cfg.min_lr)
     loss_fn = task_loss(cfg.task, ce_weight=cfg.ce_weight, dice_weight=cfg.dice_weight,
                         label_smoothing=cfg.label_smoothing)
+    checkpoint = Checkpoint(out / STATE_FILE, {"model": model, "optimizer": optimizer, "scheduler": scheduler})
+    position = checkpoint.restore() if resume else {"epoch": 0, "batch": 0, "step": 0, "best": -float("inf")}
+    num_classes = max(2, len(labels))
 
-    position = {"epoch": 0, "batch": 0, "step": 0, "best": -float("inf")}
-    if resume:
-        position = _restore(out / STATE_FILE, model, optimizer, scheduler)
-    stop = {"requested": False}
-    session_start = position["step"]
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
-    log = open(out / "metrics.jsonl", "a" if resume else "w")
-    try:
-        with StepProgress("finetune", cfg.epochs * steps_per_epoch, position["step"], progress) as advance:
-            for epoch in range(position["epoch"], cfg.epochs):
-                dataset.set_epoch(epoch)
-                # Its own generator: without one, each new iterator draws a seed from the global
-                # torch RNG, and a resumed run (which re-creates it) would drift from the original.
-                loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_sampler(cfg, dataset, epoch),
-                                    num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                                    generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+    def loader_for(epoch: int) -> DataLoader:
+        dataset.set_epoch(epoch)
+        # Its own generator: without one, each new iterator draws a seed from the global torch
+        # RNG, and a resumed run (which re-creates it) would drift from the original.
+        return DataLoader(dataset, batch_size=cfg.batch_size, sampler=_sampler(cfg, dataset, epoch),
+                          num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                          generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
 
-                def on_step(batch: int, loss: float, img_per_s: float, epoch: int = epoch) -> None:
-                    position.update(epoch=epoch, batch=batch + 1, step=position["step"] + 1)
-                    advance(loss)
-                    if position["step"] % cfg.log_every == 0:
-                        row = {"step": position["step"], "epoch": epoch, "loss": round(loss, 5),
-                               "lr": optimizer.param_groups[-1]["lr"], "img_per_s": round(img_per_s, 2)}
-                        log.write(json.dumps(row) + "\n")
-                        log.flush()
-                    at_limit = cfg.max_steps is not None and position["step"] - session_start >= cfg.max_steps
-                    if stop["requested"] or at_limit:
-                        _save(out / STATE_FILE, model, optimizer, scheduler, position)
-                        raise StopRequested
+    def end_of_epoch(epoch: int) -> None:
+        due = cfg.eval_every is None or epoch == cfg.epochs - 1 \
+            or position["step"] - position.get("evaluated_at", 0) >= cfg.eval_every
+        if not due:
+            return
+        position["evaluated_at"] = position["step"]
+        result = evaluate(model, cfg.task, val_split, config.preprocess, device, batch_size=cfg.batch_size,
+                          num_classes=num_classes)
+        score = headline(cfg.task, result)
+        session.log({"epoch": epoch, "step": position["step"], "val": _summary(cfg.task, result)})
+        if score > position["best"]:
+            position["best"] = score
+            config.provenance.update(epoch=epoch, val_score=score)
+            save_model_dir(model, out / "model")
 
-                train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device,
-                                skip=position["batch"] if epoch == position["epoch"] else 0, on_step=on_step,
-                                precision=cfg.precision)
-                result = evaluate(model, cfg.task, val_split, config.preprocess, device,
-                                  batch_size=cfg.batch_size, num_classes=max(2, len(labels)))
-                score = headline(cfg.task, result)
-                log.write(json.dumps({"epoch": epoch, "step": position["step"], "val": _summary(cfg.task, result)}) + "\n")
-                log.flush()
-                if score > position["best"]:
-                    position["best"] = score
-                    config.provenance.update(epoch=epoch, val_score=score)
-                    save_model_dir(model, out / "model")
-                position.update(epoch=epoch + 1, batch=0)
-                _save(out / STATE_FILE, model, optimizer, scheduler, position)
-    finally:
-        log.close()
-        signal.signal(signal.SIGTERM, previous)
+    with Session(out, label="finetune", total_steps=cfg.epochs * steps_per_epoch, position=position,
+                 checkpoint=checkpoint, log_every=cfg.log_every, max_steps=cfg.max_steps, progress=progress,
+                 resume=resume) as session:
+        fit_epochs(session, epochs=cfg.epochs, loader_for=loader_for,
+                   train_step=lambda batch: supervised_step(model, batch, loss_fn, optimizer, scheduler, device,
+                                                            cfg.precision),
+                   end_of_epoch=end_of_epoch, extra_fields=lambda: {"lr": optimizer.param_groups[-1]["lr"]})
+        session.finish()
 
     best = load_model_dir(out / "model").to(device)
     result = evaluate(best, cfg.task, test_split, config.preprocess, device, batch_size=cfg.batch_size,
-                      num_classes=max(2, len(labels)))
+                      num_classes=num_classes)
     (out / "eval.json").write_text(json.dumps({"split": test_split.split, **result}, indent=2) + "\n")
     write_previews(best, cfg, test_split, config.preprocess, device, out / "previews")
     return out
@@ -204,21 +170,6 @@ def _summary(task: str, result: dict) -> dict:
     if task == "cls":
         return {k: v for k, v in result.items() if k != "confusion_matrix"}
     return {k: round(v, 5) for k, v in result["mean"].items() if k.endswith("_mean")}
-
-
-def _save(path: Path, model, optimizer, scheduler, position: dict) -> None:
-    save_state(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "scheduler": scheduler.state_dict(), "position": dict(position),
-                      "torch_rng": torch.get_rng_state()})
-
-
-def _restore(path: Path, model, optimizer, scheduler) -> dict:
-    state = load_state(path)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    return dict(state["position"])
 
 
 def write_previews(model, cfg: FinetuneConfig, split, spec: Preprocess, device, folder: Path) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from usfm_edge.errors import CheckpointError
+from usfm_edge.errors import CheckpointError, WriteError
+from usfm_edge.fileio import why_write_failed
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
@@ -22,11 +23,16 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
     a crash mid-write leaves the previous state intact."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"{path}: the training state could not be written ({why_write_failed(path.parent, exc)}); "
+                         "free space or write elsewhere, then --resume from the last state saved") from None
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

@@ -4,6 +4,10 @@ precision); fallback level 1 also leaves the first and last MatMul/Conv in float
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+
 import numpy as np
 
 from usfm_edge.contracts import Backend, Precision, Target
@@ -40,8 +44,12 @@ class OpenVinoTarget(ExportTarget):
             ops = [op for op in model.get_ordered_ops() if op.get_type_name() in ("MatMul", "Convolution")]
             names = [ops[0].get_friendly_name(), ops[-1].get_friendly_name()] if len(ops) > 2 else []
             ignored = nncf.IgnoredScope(names=names)
-        quantized = nncf.quantize(
-            model, nncf.Dataset(frames), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(frames),
-            **({"ignored_scope": ignored} if ignored else {}),
-        )
+        # NNCF draws its own progress bars (rich, on stdout) and logs at INFO: the export command
+        # has its own output, so both are kept out of it.
+        nncf.set_log_level(logging.WARNING)
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantized = nncf.quantize(
+                model, nncf.Dataset(frames), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(frames),
+                **({"ignored_scope": ignored} if ignored else {}),
+            )
         return quantized, {"quantizer": "nncf", "model_type": "transformer", "fp32_ops": names}

@@ -33,6 +33,9 @@ def collect_items(sources: Sequence[str | Path], *, stride: int = 1, threshold: 
     """Every frame the sources hold, and the errors met on the way (unreadable files)."""
     items: list[Item] = []
     errors: list[str] = []
+    missing = [str(s) for s in sources if not Path(s).exists()]
+    if missing:
+        raise InputError(f"--data {missing[0]}: no such file or folder")
     for source in map(Path, sources):
         if source.suffix == ".csv":
             items.extend(read_manifest(source))

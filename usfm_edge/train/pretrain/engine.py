@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,19 +20,14 @@ from usfm_edge.errors import InputError
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
 from usfm_edge.models.task_model import TaskModel
 from usfm_edge.contracts import Preprocess
-from usfm_edge.train.config import save_config
-from usfm_edge.train.finetune import StopRequested, init_encoder
+from usfm_edge.train.engine import STATE_FILE, Checkpoint, Session, loader_workers, open_run_folder
+from usfm_edge.train.finetune import init_encoder
 from usfm_edge.train.optim import warmup_cosine
-from usfm_edge.train.pretrain.config import PretrainConfig
+from usfm_edge.train.pretrain.config import PretrainConfig, peak_lr
 from usfm_edge.train.pretrain.data import OrganBalancedSampler, PretrainDataset, collect_items
 from usfm_edge.train.precision import autocast_dtype
 from usfm_edge.train.pretrain.objectives import create_objective
 from usfm_edge.train.previews import save_png
-from usfm_edge.train.progress import StepProgress
-from usfm_edge.train.state import load_state, save_state
-
-STATE_FILE = "state.pt"
-
 
 @dataclass
 class Dist:
@@ -85,6 +80,12 @@ class EMA:
             else:
                 self.shadow[k].copy_(v)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.shadow = {k: v.clone() for k, v in state.items()}
+
 
 def build_teacher(cfg: PretrainConfig) -> tuple[torch.nn.Module, Preprocess]:
     path = Path(cfg.teacher)
@@ -111,26 +112,30 @@ def build(cfg: PretrainConfig, device: torch.device) -> tuple[TaskModel, torch.n
     return holder, objective, pre
 
 
-def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
+def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     d = setup_distributed(cfg.device)
     out = Path(cfg.out)
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
     torch.manual_seed(cfg.seed)
     items, errors = collect_items(cfg.data, stride=cfg.frame_stride, threshold=cfg.dedup_threshold)
-    if errors and d.main:
-        (out / "unreadable.txt").write_text("\n".join(errors) + "\n")
+    if d.main:
+        out = open_run_folder(cfg, resume=resume, overwrite=overwrite)
+        if errors:
+            (out / "unreadable.txt").write_text("\n".join(errors) + "\n")
+    if d.world > 1:
+        dist.barrier()  # the other ranks write into the folder only once it is ready
     holder, objective, pre = build(cfg, d.device)
     dataset = PretrainDataset(items, img_size=cfg.img_size, in_chans=cfg.in_chans, mask_patch=cfg.mask_patch,
                               mask_ratio=cfg.mask_ratio, seed=cfg.seed, spec=pre)
     sampler = OrganBalancedSampler(dataset.organ_ids, alpha=cfg.organ_alpha, seed=cfg.seed, rank=d.rank, world=d.world)
-    batches_per_epoch = len(sampler) // cfg.batch_size
-    if batches_per_epoch == 0:
+    if len(sampler) // cfg.batch_size == 0:
         raise InputError(f"{len(items)} frames give no full batch of {cfg.batch_size} per process; lower --batch-size")
 
     global_batch = cfg.batch_size * cfg.accum_steps * d.world
-    lr = cfg.lr * global_batch / 256
+    lr = peak_lr(cfg.lr, global_batch, cfg.lr_scaling)
+    if d.main:
+        rule = f"sqrt({global_batch}/256)" if cfg.lr_scaling == "sqrt" else f"{global_batch}/256"
+        print(f"pretrain: {len(items)} frames, global batch {global_batch}, peak lr {lr:.3g} "
+              f"(--lr {cfg.lr:g} per 256 images x {rule})", file=sys.stderr)
     optimizer = torch.optim.AdamW(param_groups(objective, cfg.weight_decay), lr=lr, betas=(0.9, 0.95))
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(0.05 * cfg.steps)
     scheduler = warmup_cosine(optimizer, total_steps=cfg.steps, warmup_steps=warmup, base_lr=lr,
@@ -139,23 +144,20 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = 
     scaler = torch.amp.GradScaler(d.device.type, enabled=dtype == torch.float16)
     ema = EMA(holder.encoder, cfg.ema) if cfg.ema else None
     generator = torch.Generator()  # corruption randomness, re-seeded every step
-    position = {"step": 0, "epoch": 0, "consumed": 0}
-    if resume:
-        position = _restore(out / STATE_FILE, objective, optimizer, scheduler, scaler, ema)
+    # The objective holds the decoder; randomness needs no state (a function of seed, rank and step).
+    checkpoint = Checkpoint(out / STATE_FILE, {"objective": objective, "optimizer": optimizer, "scheduler": scheduler,
+                                               "scaler": scaler, "ema": ema}, enabled=d.main)
+    position = checkpoint.restore() if resume else {"step": 0, "epoch": 0, "consumed": 0}
     model = objective
     if d.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(objective, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     if cfg.compile:
         model = torch.compile(model)
 
-    stop = {"flag": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
-    log = open(out / "metrics.jsonl", "a" if resume else "w") if d.main else None
     board = _board(out) if d.main else None
-    samples_log = _samples_log(out, d.rank, resume) if cfg.record_samples else None
-    session_start = position["step"]
+    samples_log = _samples_log(out, d.rank, resume, position["step"]) if cfg.record_samples else None
 
-    def one_step(group: list[dict], advance) -> None:
+    def one_step(group: list[dict]) -> None:
         # Randomness as a function of (seed, rank, step): corruptions and drop-path are the
         # same on a resumed run, on every rank, without carrying generator states around.
         generator.manual_seed((cfg.seed * 1_000_003 + d.rank * 10_007 + position["step"]) % 2**63)
@@ -165,28 +167,30 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = 
                                           generator, accum=cfg.accum_steps, no_sync=d.world > 1)
         if ema is not None:
             ema.update(holder.encoder)
-        position["step"] += 1
         position["consumed"] += cfg.batch_size * cfg.accum_steps
         if samples_log is not None:
             samples_log.write(json.dumps([int(i) for b in group for i in b["index"]]) + "\n")
+            samples_log.flush()
+        step = position["step"] + 1
         if d.main:
-            advance(loss)
-            _log(cfg, position["step"], loss, parts, optimizer, global_batch / (time.perf_counter() - start), log, board)
-            if cfg.preview_every and (position["step"] % cfg.preview_every == 0 or position["step"] == cfg.steps):
-                _preview(out, position["step"], preview)
-        if position["step"] % cfg.save_every == 0:
-            _save(out, objective, optimizer, scheduler, scaler, ema, position, d)
-        at_limit = cfg.max_steps is not None and position["step"] - session_start >= cfg.max_steps
-        if _any_rank(stop["flag"] or at_limit, d):
-            _save(out, objective, optimizer, scheduler, scaler, ema, position, d)
-            raise StopRequested
+            if board is not None and (step % cfg.log_every == 0 or step == cfg.steps):
+                _board_row(board, step, loss, parts, optimizer)
+            if cfg.preview_every and (step % cfg.preview_every == 0 or step == cfg.steps):
+                _preview(out, step, preview)
+        if step % cfg.save_every == 0:
+            checkpoint.save({**position, "step": step})
+        session.step(loss, lr=optimizer.param_groups[0]["lr"],
+                     img_per_s=round(global_batch / (time.perf_counter() - start), 2),
+                     **{k: round(v, 6) for k, v in parts.items()})
 
     try:
-        with StepProgress("pretrain", cfg.steps, position["step"], progress and d.main) as advance:
+        with Session(out, label="pretrain", total_steps=cfg.steps, position=position, checkpoint=checkpoint,
+                     log_every=cfg.log_every, max_steps=cfg.max_steps, progress=progress and d.main, resume=resume,
+                     main=d.main, agree=lambda flag: _any_rank(flag, d)) as session:
             while position["step"] < cfg.steps:
                 sampler.set_epoch(position["epoch"], position["consumed"])
                 loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                                    num_workers=cfg.num_workers, pin_memory=d.device.type == "cuda",
+                                    num_workers=loader_workers(cfg.num_workers), pin_memory=d.device.type == "cuda",
                                     generator=torch.Generator().manual_seed(cfg.seed + position["epoch"]))
                 batches = iter(loader)
                 while position["step"] < cfg.steps:
@@ -195,13 +199,12 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = 
                         position["epoch"] += 1
                         position["consumed"] = 0
                         break
-                    one_step(group, advance)
+                    one_step(group)
+            session.finish()
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        for handle in (log, board, samples_log):
+        for handle in (board, samples_log):
             if handle is not None:
                 handle.close()
-    _save(out, objective, optimizer, scheduler, scaler, ema, position, d)
     if d.main:
         if ema is not None:
             holder.encoder.load_state_dict(ema.shadow)
@@ -252,38 +255,9 @@ def _any_rank(flag: bool, d: Dist) -> bool:
     return bool(t.item() > 0)
 
 
-def _save(out: Path, objective, optimizer, scheduler, scaler, ema, position: dict, d: Dist) -> None:
-    """Model (objective incl. decoder), optimiser, scheduler, scaler, EMA and the sampler
-    position; randomness needs no state (it is a function of seed, rank and step)."""
-    if not d.main:
-        return
-    save_state(out / STATE_FILE, {
-        "objective": objective.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(), "position": dict(position), "ema": ema.shadow if ema is not None else None})
-
-
-def _restore(path: Path, objective, optimizer, scheduler, scaler, ema) -> dict:
-    state = load_state(path)
-    objective.load_state_dict(state["objective"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    if ema is not None and state.get("ema"):
-        ema.shadow = state["ema"]
-    return dict(state["position"])
-
-
-def _log(cfg, step, loss, parts, optimizer, img_per_s, log, board) -> None:
-    if step % cfg.log_every and step != cfg.steps:
-        return
-    row = {"step": step, "loss": round(loss, 6), "lr": optimizer.param_groups[0]["lr"], "img_per_s": round(img_per_s, 2),
-           **{k: round(v, 6) for k, v in parts.items()}}
-    log.write(json.dumps(row) + "\n")
-    log.flush()
-    if board is not None:
-        for key, value in row.items():
-            if key != "step":
-                board.add_scalar(f"pretrain/{key}", value, step)
+def _board_row(board, step: int, loss: float, parts: dict, optimizer) -> None:
+    for key, value in {"loss": loss, "lr": optimizer.param_groups[0]["lr"], **parts}.items():
+        board.add_scalar(f"pretrain/{key}", value, step)
 
 
 def _board(out: Path):
@@ -294,9 +268,13 @@ def _board(out: Path):
     return SummaryWriter(str(out / "tensorboard"))
 
 
-def _samples_log(out: Path, rank: int, resume: bool):
-    (out / "samples").mkdir(parents=True, exist_ok=True)
-    return open(out / "samples" / f"rank{rank}.jsonl", "a" if resume else "w")
+def _samples_log(out: Path, rank: int, resume: bool, step: int):
+    """One line of item indices per step; on resume, the lines after the saved step go."""
+    path = out / "samples" / f"rank{rank}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if resume and path.is_file():
+        path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:step]))
+    return open(path, "a" if resume else "w")
 
 
 def _preview(out: Path, step: int, preview: dict) -> None:

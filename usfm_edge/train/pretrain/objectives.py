@@ -2,7 +2,9 @@
 the encoder that gets deployed. Registered by name; ``--objective`` picks one.
 
 Every objective takes a batch {"image": (B, C, H, W) in [0, 1], "mask": (B, gh, gw) bool} and
-returns an ``Output`` with the loss, its parts for logging, and tensors for previews.
+returns an ``Output`` with the loss, its parts for logging, and tensors for previews. Its
+``forward`` is four named steps, as in MAE's reference code: ``corrupt`` (what the encoder may
+see), ``encode``, ``decode`` (the light training-only head), ``loss``.
 """
 
 from __future__ import annotations
@@ -109,13 +111,21 @@ class SpatialFrequencyMIM(nn.Module):
         frequency = band_stop(image[n_spatial:], stop[n_spatial:])
         return torch.cat([spatial, frequency]), pixel_mask, stop
 
-    def forward(self, batch: dict, generator: torch.Generator | None = None) -> Output:
-        image, mask = batch["image"], batch["mask"]
-        corrupted, pixel_mask, stop = self.corrupt(image, mask, generator)
-        tokens = self.encoder.forward_features(self.norm(corrupted))  # (B, 1+L, D)
-        recon = self.decoder(tokens, self.encoder.grid)  # normalized space
+    def encode(self, corrupted: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) unit -> (B, 1 + L, D) tokens."""
+        return self.encoder.forward_features(self.norm(corrupted))
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + L, D) -> (B, C, H, W) reconstruction, in normalized units."""
+        return self.decoder(tokens, self.encoder.grid)
+
+    def loss(self, image: torch.Tensor, recon: torch.Tensor, pixel_mask: torch.Tensor,
+             stop: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Spatial rows: L1 on masked pixels plus ``visible_weight`` x L1 on the visible ones
+        (noise recovery). Frequency rows: L1 of the log-amplitude on the stopped bins plus
+        ``freq_pixel_weight`` x pixel L1."""
         target = self.norm(image)
-        error = (recon - target).abs()
+        error = (recon - target).abs()  # (B, C, H, W)
         spatial_rows = pixel_mask.flatten(1).amax(1) > 0
         losses = {}
         if spatial_rows.any():
@@ -130,8 +140,14 @@ class SpatialFrequencyMIM(nn.Module):
                          - torch.log1p(amplitude(image[freq_rows]))).abs()
             band = (amp_error * s).sum() / (s.sum() * image.shape[1]).clamp(min=1)
             losses["frequency"] = self.freq_weight * band + self.freq_pixel_weight * error[freq_rows].mean()
-        loss = sum(losses.values())
-        return Output(loss, {k: float(v.detach()) for k, v in losses.items()},
+        return sum(losses.values()), losses
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> Output:
+        image = batch["image"]
+        corrupted, pixel_mask, stop = self.corrupt(image, batch["mask"], generator)
+        recon = self.decode(self.encode(corrupted))
+        loss, parts = self.loss(image, recon, pixel_mask, stop)
+        return Output(loss, {k: float(v.detach()) for k, v in parts.items()},
                       {"input": image, "corrupted": corrupted, "reconstruction": self.norm.inverse(recon).clamp(0, 1)})
 
 
@@ -181,37 +197,57 @@ class MaskedAutoencoder(nn.Module):
         x = patches.reshape(-1, gh, gw, p, p, c).permute(0, 5, 1, 3, 2, 4)
         return x.reshape(-1, c, gh * p, gw * p)
 
-    def forward(self, batch: dict, generator: torch.Generator | None = None) -> Output:
-        image = batch["image"]
-        x = self.norm(image)
-        tokens = self.encoder.embed(x)  # (B, L, D)
-        b, length, _ = tokens.shape
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random masking: (B, K) positions 0..L-1 of the kept tokens, sorted, and (B, L) with
+        1 where a token is masked. The noise is drawn on the CPU generator (reproducible on
+        any device)."""
+        b, length = x.shape[0], self.encoder.grid[0] * self.encoder.grid[1]
         keep_n = max(1, round(length * (1 - self.mask_ratio)))
         noise = torch.rand(b, length, generator=generator, device="cpu").to(x.device)
-        order = noise.argsort(dim=1)
-        keep = order[:, :keep_n].sort(dim=1).values  # (B, K) token positions 0..L-1
+        keep = noise.argsort(dim=1)[:, :keep_n].sort(dim=1).values
+        masked = torch.ones(b, length, device=x.device)
+        masked.scatter_(1, keep, 0.0)
+        return keep, masked
+
+    def encode(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalized, kept positions (B, K) -> (B, 1 + K, D): only the kept
+        tokens go through the encoder, each with the relative bias of its own position."""
+        tokens = self.encoder.embed(x)  # (B, L, D)
         visible = torch.gather(tokens, 1, keep[..., None].expand(-1, -1, tokens.shape[-1]))
-        encoded, _ = self.encoder.run_blocks(visible, keep + 1)  # (B, 1+K, D); +1: cls is position 0
+        encoded, _ = self.encoder.run_blocks(visible, keep + 1)  # +1: cls is position 0
+        return encoded
+
+    def decode(self, encoded: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + K, D) -> (B, L, p*p*C): mask tokens fill the gaps, fixed positions are added."""
         dec = self.embed(encoded[:, 1:])
+        b, length = keep.shape[0], self.positions.shape[1]
         full = self.mask_token.expand(b, length, -1).clone()
         full.scatter_(1, keep[..., None].expand(-1, -1, dec.shape[-1]), dec)
         full = full + self.positions
         bias = self._no_bias.to(full)
         for block in self.blocks:
             full = block(full, bias)
-        pred = self.pred(self.head_norm(full))  # (B, L, p*p*C)
+        return self.pred(self.head_norm(full))
+
+    def loss(self, x: torch.Tensor, pred: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """MSE on the masked patches, against per-patch normalised pixels with ``norm_pix_loss``."""
         target = self.patchify(x)
         if self.norm_pix_loss:
             mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             target = (target - mu) / (var + 1e-6) ** 0.5
-        masked = torch.ones(b, length, device=x.device)
-        masked.scatter_(1, keep, 0.0)
-        loss = (((pred - target) ** 2).mean(-1) * masked).sum() / masked.sum()
+        return (((pred - target) ** 2).mean(-1) * masked).sum() / masked.sum()
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> Output:
+        image = batch["image"]
+        x = self.norm(image)
+        keep, masked = self.corrupt(x, generator)
+        pred = self.decode(self.encode(x, keep), keep)  # (B, L, p*p*C)
+        loss = self.loss(x, pred, masked)
+        patches = self.patchify(x)
         if self.norm_pix_loss:  # show the prediction in the image's own intensities
-            raw = self.patchify(x)
-            pred = pred * (raw.var(-1, keepdim=True) + 1e-6) ** 0.5 + raw.mean(-1, keepdim=True)
-        shown = torch.where(masked[..., None] > 0, pred, self.patchify(x))
-        corrupted = self.patchify(x) * (1 - masked[..., None])
+            pred = pred * (patches.var(-1, keepdim=True) + 1e-6) ** 0.5 + patches.mean(-1, keepdim=True)
+        shown = torch.where(masked[..., None] > 0, pred, patches)
+        corrupted = patches * (1 - masked[..., None])
         return Output(loss, {"mae": float(loss.detach())}, {
             "input": image, "corrupted": self.norm.inverse(self.unpatchify(corrupted)).clamp(0, 1),
             "reconstruction": self.norm.inverse(self.unpatchify(shown)).clamp(0, 1)})
@@ -248,25 +284,43 @@ class TeacherFeatureMIM(nn.Module):
             return tokens.transpose(1, 2).reshape(x.shape[0], -1, *self.teacher.grid)
         return self.teacher.forward_taps(x)[-1]
 
-    def forward(self, batch: dict, generator: torch.Generator | None = None) -> Output:
-        image, mask = batch["image"], batch["mask"]
-        with torch.no_grad():
-            t_in = image if image.shape[1] == teacher_in_chans(self.teacher) else image.expand(-1, 3, -1, -1)
-            t_in = F.interpolate(t_in, size=teacher_size(self.teacher, self.encoder), mode="bilinear", align_corners=False)
-            teacher = self._teacher_maps(self.teacher_norm(t_in))
-            teacher = F.interpolate(teacher, size=self.encoder.grid, mode="bilinear", align_corners=False)
-            teacher = F.layer_norm(teacher.flatten(2).transpose(1, 2), teacher.shape[1:2])  # (B, L, Dt)
+    @torch.no_grad()
+    def targets(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) unit -> (B, L, Dt): the teacher's layer-normalised features on the
+        student's patch grid."""
+        t_in = image if image.shape[1] == teacher_in_chans(self.teacher) else image.expand(-1, 3, -1, -1)
+        t_in = F.interpolate(t_in, size=teacher_size(self.teacher, self.encoder), mode="bilinear", align_corners=False)
+        teacher = self._teacher_maps(self.teacher_norm(t_in))
+        teacher = F.interpolate(teacher, size=self.encoder.grid, mode="bilinear", align_corners=False)
+        return F.layer_norm(teacher.flatten(2).transpose(1, 2), teacher.shape[1:2])
+
+    def corrupt(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked blocks set to the image mean: (corrupted (B, C, H, W), pixel mask (B, 1, H, W))."""
         pixel_mask = upsample_mask(mask, image.shape[-2:])
         fill = image.mean(dim=(1, 2, 3), keepdim=True)
-        corrupted = torch.where(pixel_mask > 0, fill.expand_as(image), image)
-        tokens = self.encoder.forward_features(self.norm(corrupted))[:, 1:]  # (B, L, D)
-        pred = self.project(tokens)
+        return torch.where(pixel_mask > 0, fill.expand_as(image), image), pixel_mask
+
+    def encode(self, corrupted: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) unit -> (B, L, D) patch tokens (cls dropped)."""
+        return self.encoder.forward_features(self.norm(corrupted))[:, 1:]
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L, Dt): a linear map to the teacher's width."""
+        return self.project(tokens)
+
+    def loss(self, pred: torch.Tensor, teacher: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """1 - cosine (or smooth-L1) per token, on the masked tokens only."""
         token_mask = F.interpolate(pixel_mask, size=self.encoder.grid, mode="nearest").flatten(1)  # (B, L)
         if self.loss_kind == "cosine":
             per_token = 1 - F.cosine_similarity(pred, teacher, dim=-1)
         else:
             per_token = F.smooth_l1_loss(pred, teacher, reduction="none").mean(-1)
-        loss = (per_token * token_mask).sum() / token_mask.sum().clamp(min=1)
+        return (per_token * token_mask).sum() / token_mask.sum().clamp(min=1)
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> Output:
+        image = batch["image"]
+        corrupted, pixel_mask = self.corrupt(image, batch["mask"])
+        loss = self.loss(self.decode(self.encode(corrupted)), self.targets(image), pixel_mask)
         return Output(loss, {"feature": float(loss.detach())}, {"input": image, "corrupted": corrupted})
 
 
