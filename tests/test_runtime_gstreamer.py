@@ -124,8 +124,8 @@ def test_a_cine_through_gstreamer_decodebin_is_replayed_frame_by_frame(screen_bu
 def test_a_missing_gstreamer_file_is_one_clear_error(runtime_bundle, tmp_path):
     done = run_there(runtime_bundle, "--source", f"gst:filesrc location={tmp_path / 'nothing.mp4'} ! decodebin ! "
                      "videoconvert ! appsink")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("usfm-edge: error:")]
+    assert done.returncode == 3 and "Traceback" not in done.stderr  # a source that cannot be opened: exit 3
+    errors = [line for line in done.stderr.splitlines() if line.startswith("usfm-edge run: error:")]
     assert len(errors) == 1 and "cannot open the pipeline" in errors[0]
     assert "WARN" not in done.stderr  # OpenCV's GStreamer warnings stay off
 

@@ -157,7 +157,8 @@ def _round(model, everything, bundle, source: str, sinks: tuple[str, ...], *, th
         stage = _latency_stage(paced)
         latency = paced["stages"][stage]
         reference = (before + after) / 2
-        out["sinks"][sink] = {"fps": unpaced["fps_out"], "bare_fps": reference, "of_bare": unpaced["fps_out"] / reference,
+        out["sinks"][sink] = {"fps": unpaced["fps_out"], "bare_fps": reference,
+                              "of_bare": unpaced["fps_out"] / reference,
                               "latency_stage": stage, "p50_ms": latency["p50_ms"], "p99_ms": latency["p99_ms"],
                               "p99_over_p50": latency["p99_ms"] / latency["p50_ms"], "runs": (unpaced, paced)}
     out["bare_fps"] = statistics.median(bares)
@@ -212,9 +213,10 @@ def pipeline_table(result: dict[str, Any]) -> list[str]:
             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in result["sources"]:
         for s in r["sinks"]:
-            stages, paced = s["throughput"]["stages"], s["paced"]
-            rows.append(f"| `{r['source']}` | `{s['sink']}` | {s['throughput']['bare_fps']:.1f} | {s['throughput']['fps']:.1f} | "
-                        f"{100 * s['throughput']['of_bare']:.0f} % | {stages.get('overlay', {}).get('p50_ms', 0):.2f} | "
+            throughput, paced = s["throughput"], s["paced"]
+            stages = throughput["stages"]
+            rows.append(f"| `{r['source']}` | `{s['sink']}` | {throughput['bare_fps']:.1f} | {throughput['fps']:.1f} | "
+                        f"{100 * throughput['of_bare']:.0f} % | {stages.get('overlay', {}).get('p50_ms', 0):.2f} | "
                         f"{stages.get('sink', {}).get('p50_ms', 0):.2f} | {paced['latency_stage']} | "
                         f"{paced['p50_ms']:.2f} | {paced['p99_ms']:.2f} | {paced['p99_over_p50']:.2f} | "
                         f"{paced['dropped']['total']} |")

@@ -77,9 +77,9 @@ def run(bundle: Path, source: str, sinks: tuple[str, ...], backend: str, precisi
     """Stream frames through BUNDLE: crop to the scan region, infer, overlay, record.
 
     The default sink needs no display; ask for a window or a browser view explicitly.
-    SIGINT/SIGTERM stop cleanly: files are finalised and the report is written. A sink that
-    cannot write (full disk, read-only folder) stops the run with an error; the report then
-    counts what was really written."""
+    SIGINT/SIGTERM stop cleanly: files are finalised and the report is written, then the
+    command exits 130/143. A sink that cannot write (full disk, read-only folder) stops the run
+    with an error (exit 3); the report then counts what was really written."""
     from usfm_edge.runtime.app import RunOptions, build_pipeline, parse_region, parse_roi
     from usfm_edge.runtime.metrics import check_report_path, write_report
 
@@ -121,6 +121,10 @@ def run(bundle: Path, source: str, sinks: tuple[str, ...], backend: str, precisi
     _summary(result)
     if report is not None:
         click.echo(f"wrote {report}", err=True)
+    if stop.signal is not None:  # the documented codes: 130 for SIGINT, 143 for SIGTERM, files finished first
+        click.echo(f"stopped by {signal.Signals(stop.signal).name} after {result['frames_out']} frames; files "
+                   "finalised" + (", report written" if report is not None else ""), err=True)
+        raise SystemExit(128 + stop.signal)
 
 
 class _StopOnSignal:
@@ -129,17 +133,17 @@ class _StopOnSignal:
 
     def __init__(self) -> None:
         self.pipeline = None
-        self.requested = False
+        self.signal: int | None = None
         self._previous: dict = {}
 
-    def _handle(self, *_args) -> None:
-        self.requested = True
+    def _handle(self, signum, _frame) -> None:
+        self.signal = self.signal or signum
         if self.pipeline is not None:
             self.pipeline.stop()
 
     def attach(self, pipeline) -> None:
         self.pipeline = pipeline
-        if self.requested:  # the signal came while the bundle was loading
+        if self.signal is not None:  # the signal came while the bundle was loading
             pipeline.stop()
 
     def __enter__(self) -> _StopOnSignal:

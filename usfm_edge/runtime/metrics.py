@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from usfm_edge.errors import UsfmEdgeError
+from usfm_edge.errors import InputError, WriteError
+from usfm_edge.fileio import why_write_failed
 
 WINDOW = 4096
 
@@ -151,8 +152,8 @@ class RunMetrics:
                 "stages": stages, "counts": counts, "flicker": flicker, **extra}
 
 
-class ReportError(UsfmEdgeError):
-    """The report file cannot be written where it was asked for."""
+class ReportError(WriteError):
+    """The report file cannot be written where it was asked for (exit 3)."""
 
 
 def check_report_path(path: str | Path, option: str = "--report") -> Path:
@@ -160,15 +161,15 @@ def check_report_path(path: str | Path, option: str = "--report") -> Path:
     hours must not end without its record."""
     path = Path(path)
     if path.is_dir():
-        raise ReportError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'report.json'}")
+        raise InputError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'report.json'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe = path.with_name(f".{path.name}.probe")
         probe.write_text("{}\n")
         probe.unlink()
     except OSError as exc:
-        raise ReportError(f"{option} {path}: cannot write there ({exc.strerror or exc}); choose another place") \
-            from None
+        raise ReportError(f"{option} {path}: cannot write there ({why_write_failed(path.parent, exc)}); choose "
+                          "another place") from None
     return path
 
 
@@ -183,6 +184,6 @@ def write_report(path: str | Path, report: dict[str, Any], option: str = "--repo
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise ReportError(f"{option} {path}: cannot write it ({exc.strerror or exc}); choose another place") \
-            from None
+        raise ReportError(f"{option} {path}: cannot write it ({why_write_failed(path.parent, exc)}); choose "
+                          "another place") from None
     return path

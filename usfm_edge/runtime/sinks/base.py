@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from usfm_edge.errors import InputError, UsfmEdgeError
+from usfm_edge.errors import InputError, WriteError
+from usfm_edge.fileio import why_write_failed
 from usfm_edge.runtime.frame import Result
 from usfm_edge.runtime.params import NO_PARAMS, ParamSet
 
 
-class SinkError(UsfmEdgeError):
-    """A sink could not write (disk full, read-only, no permission, display gone)."""
+class SinkError(WriteError):
+    """A sink could not write (disk full, read-only, no permission, display gone): the
+    machine refused, exit 3."""
 
 
 @dataclass
@@ -106,7 +108,8 @@ def check_writable(folder: Path, what: str) -> None:
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as exc:
-        raise SinkError(f"{what}: cannot write in {folder} ({exc.strerror or exc}); choose another place") from None
+        raise SinkError(f"{what}: cannot write in {folder} ({why_write_failed(folder, exc)}); choose another "
+                        "place") from None
 
 
 class NullSink(Sink):

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from usfm_edge.errors import InputError
+from usfm_edge.fileio import why_write_failed
 from usfm_edge.runtime.frame import Result
 from usfm_edge.runtime.params import Param, ParamSet, fourcc, number, text
 from usfm_edge.runtime.postprocess import mask_to_polygons, mask_to_rle
@@ -125,7 +126,7 @@ class VideoSink(Sink):
         written, self.frames = self.frames, decodable_frames(self.path)
         if self.frames < written:
             raise SinkError(f"video:{self.path}: the file holds {self.frames} decodable frames of the {written} "
-                            "written (disk full or removed?)")
+                            f"written ({why_write_failed(self.path.parent, OSError('the file is incomplete'))})")
 
     def describe(self) -> dict[str, Any]:
         return {"scheme": self.scheme, "path": str(self.path), "frames": self.frames}
@@ -150,7 +151,8 @@ class ImageFolderSink(Sink):
             ok = False
         if not ok:
             path.unlink(missing_ok=True)  # a partial image is not a frame
-            raise SinkError(f"images:{self.folder}: cannot write {path.name} (disk full or no permission); "
+            raise SinkError(f"images:{self.folder}: cannot write {path.name} "
+                            f"({why_write_failed(self.folder, OSError('the image writer failed'))}); "
                             f"{self.frames} frames written")
         self.frames += 1
         self.bytes += _size(path)
@@ -179,7 +181,7 @@ class JsonlSink(Sink):
         try:
             return self.path.open("w", buffering=1)  # line-buffered: each record reaches the disk as written
         except OSError as exc:
-            raise SinkError(f"jsonl:{self.path}: cannot create it ({exc.strerror or exc})") from None
+            raise SinkError(f"jsonl:{self.path}: cannot create it ({why_write_failed(self.path.parent, exc)})") from None
 
     def write(self, result: Result) -> None:
         if self.file is None:
@@ -201,7 +203,7 @@ class JsonlSink(Sink):
         try:
             self.file.write(json.dumps(record) + "\n")
         except OSError as exc:
-            raise SinkError(f"jsonl:{self.path}: cannot write ({exc.strerror or exc}); "
+            raise SinkError(f"jsonl:{self.path}: cannot write ({why_write_failed(self.path.parent, exc)}); "
                             f"{self.frames} frames written") from None
         self.frames += 1
 
@@ -211,7 +213,8 @@ class JsonlSink(Sink):
         try:
             self.file.close()
         except OSError as exc:
-            raise SinkError(f"jsonl:{self.path}: cannot finish the file ({exc.strerror or exc})") from None
+            raise SinkError(f"jsonl:{self.path}: cannot finish the file ({why_write_failed(self.path.parent, exc)})") \
+                from None
 
     def describe(self) -> dict[str, Any]:
         return {"scheme": self.scheme, "path": str(self.path), "frames": self.frames}

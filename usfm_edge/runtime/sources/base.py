@@ -20,8 +20,11 @@ from usfm_edge.runtime.params import NO_PARAMS, ParamSet
 
 
 class SourceError(UsfmEdgeError):
-    """The source failed to deliver (unplugged, stalled, stream ended unexpectedly). Devices
-    and streams are reopened with back-off; files fail at once."""
+    """The source failed to deliver (unplugged, stalled, stream ended unexpectedly, a replay's
+    files gone). Devices and streams are reopened with back-off; files fail at once. The
+    machine refused (exit 3); a file that is not readable is an ``InputError`` (exit 2)."""
+
+    exit_code = 3
 
 
 class FrameError(UsfmEdgeError):

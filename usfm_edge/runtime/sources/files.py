@@ -118,7 +118,7 @@ class VideoSource(FileSource):
             ok, bgr = capture.read()
             if not ok:
                 if decoded == 0 and self._index == 0:
-                    raise SourceError(f"{self.path}: no frame could be decoded; the file is corrupt or empty")
+                    raise InputError(f"{self.path}: no frame could be decoded; the file is corrupt or empty")
                 if expected > 0 and decoded < expected - max(1, expected // 50):
                     # Containers estimate their frame count, so this is a warning, not an error.
                     log.warning("%s: decoding stopped after %d of the %d frames the file states (truncated?)",
