@@ -103,10 +103,13 @@ def test_bench_pipeline_mode(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "p.json").read_text())
     assert doc["backend"] == "openvino" and len(doc["sources"]) == 1 and "| source |" in result.output
+    assert doc["sinks"] == ["http:0"] and doc["machine"]["cpu"]  # by default, the browser view with a viewer
     (row,) = doc["sources"]
-    assert doc["rounds"] == 2 and len(row["rounds"]) == 2
-    ratios = sorted(r["of_bare"] for r in row["rounds"])
-    assert row["throughput"]["of_bare"] == pytest.approx(sum(ratios) / 2, abs=2e-3)  # the median of two
+    (sink,) = row["sinks"]
+    assert doc["rounds"] == 2 and len(sink["rounds"]) == 2 and sink["throughput"]["viewer"]["frames"] > 0
+    ratios = sorted(r["of_bare"] for r in sink["rounds"])
+    assert sink["throughput"]["of_bare"] == pytest.approx(sum(ratios) / 2, abs=2e-3)  # the median of two
+    assert "round 2/2" in result.stderr  # progress while it measures
 
 
 def test_bench_model_directory_exports_then_measures(tiny, tmp_path):
@@ -206,3 +209,26 @@ def test_benchmark_scripts_at_tiny_size(tiny, tmp_path):
     assert len(head["headline"]["rounds_speedup"]) == 2
     ok = [r for r in head["results"] if r["status"] == "ok"]
     assert [r["role"] for r in ok] == ["teacher", "student"] and all(0 <= r["dice"] <= 1 for r in ok)
+
+
+def test_pipeline_display_benchmark_script_at_tiny_size(tiny, tmp_path):
+    """benchmarks/pipeline_throughput.py: every sink's row, the bare figures on every core,
+    the glass-to-glass rows and the flicker tables, with the machine named and whether other
+    work was running."""
+    _, bundle, _ = tiny
+    subprocess.run([sys.executable, "-m", "benchmarks.pipeline_throughput", "--bundle", str(bundle), "--source",
+                    "phantom:?size=64&canvas=120x160&frames=2", "--frames", "8", "--rounds", "1", "--threads", "1",
+                    "--flicker-bundle", str(bundle), "--flicker-source", "phantom:?size=64&canvas=120x160&frames=4",
+                    "--flicker-frames", "4", "--tag", "t", "--out", str(tmp_path)],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = json.loads((tmp_path / "pipeline_display_t.json").read_text())
+    (row,) = result["sources"]
+    assert [s["sink"].split(":")[0] for s in row["sinks"]] == ["none", "http", "video"]
+    assert row["bare"]["all_cores_fps"] > 0 and result["machine"]["cpu"] and "shared" in result["machine"]
+    assert row["sinks"][1]["paced"]["glass_to_glass"]["measured"] == "capture_to_viewer"
+    assert result["flicker_trained"]["ema_1"]["mask_pairs"] == 3
+    (work,) = result["work_beside_inference"].values()
+    assert work["infer"] > 0 and 0 < work["one_core_ceiling_display"] <= work["one_core_ceiling_none"] <= 1
+    table = (tmp_path / "pipeline_display_t.md").read_text()
+    assert "`http:0`" in table and "Glass-to-glass" in table and "Flicker of a trained bundle" in table
+    assert "bound, display" in table

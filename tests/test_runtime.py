@@ -433,15 +433,18 @@ def test_openigtlink_images_from_a_local_server(model):
 
 
 def test_a_prepare_thread_only_where_inference_leaves_a_core(bundle):
-    from usfm_edge.runtime.pipeline import spare_core, usable_cores
+    """By default inference gets every core but one and the prepare thread the last one; on a
+    single core (or with --threads at the core count) the inference thread prepares."""
+    from usfm_edge.runtime.pipeline import default_threads, spare_core, usable_cores
 
     cores = usable_cores()
     assert not spare_core(None) and not spare_core(cores) and spare_core(1) == (cores > 1)
+    assert default_threads() == max(1, cores - 1) and spare_core(default_threads()) == (cores > 1)
     opencv_threads = cv2.getNumThreads()
     try:
-        for threads in (None, 1):
+        for threads in (None, 1, cores):
             pipeline = build_pipeline(RunOptions(bundle=bundle, source=PHANTOM, threads=threads, max_frames=2))
-            assert pipeline.config.prepare_thread == spare_core(threads)
+            assert pipeline.config.prepare_thread == spare_core(threads or default_threads())
             assert pipeline.run()["frames_out"] == 2
     finally:
         cv2.setNumThreads(opencv_threads)  # --threads 1 capped OpenCV for the whole process
@@ -543,7 +546,7 @@ def test_sigterm_stops_cleanly_with_files_finalised(bundle, tmp_path):
     time.sleep(1.5)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
+    assert process.returncode == 143, output  # SIGTERM's documented code, after the files are finished
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames_out"] > 5
     capture = cv2.VideoCapture(str(tmp_path / "o.mp4"))
@@ -562,36 +565,26 @@ def test_run_command_on_the_phantom(bundle, tmp_path):
     assert bad.exit_code == 2 and "--roi" in bad.output
 
 
-def test_browser_page_loads_in_headless_chromium(bundle):
-    """Where Debian's chromium is installed: the page loads and shows the stream element."""
-    import shutil
+def test_pipeline_benchmark_reports_both_runs_per_source_and_sink(bundle, tmp_path):
+    """Per sink a throughput and a paced run: the browser view with a viewer that really
+    received frames (its latency measured to the viewer's socket), a video, and none:."""
+    from usfm_edge.bench.pipeline import bench_pipeline, flicker_table, pipeline_table
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium not installed (apt install chromium)")
-    pipeline = build_pipeline(RunOptions(bundle=bundle, source="phantom:?fps=30&frames=4&size=64&canvas=240x320",
-                                         sinks=["http:0"]))
-    thread = threading.Thread(target=pipeline.run, daemon=True)
-    thread.start()
-    try:
-        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000",
-                              "--dump-dom", pipeline.sinks[0].url], capture_output=True, text=True, timeout=60).stdout
-    finally:
-        pipeline.stop()
-        thread.join(timeout=10)
-    assert 'id="view"' in dom and "fps" in dom
-
-
-def test_pipeline_benchmark_reports_both_runs_per_source(bundle):
-    from usfm_edge.bench.pipeline import bench_pipeline, pipeline_table
-
-    result = bench_pipeline(bundle, sources=("phantom:?size=64&canvas=240x320&frames=2",), frames=20, warmup=2,
-                            fps=60.0)
+    sinks = ("http:0", f"video:{tmp_path / 'b.avi'}", "none:")
+    result = bench_pipeline(bundle, sources=("phantom:?size=64&canvas=240x320&frames=2",), sinks=sinks, frames=20,
+                            warmup=2, fps=60.0, flicker_frames=6)
     (row,) = result["sources"]
-    assert row["bare"]["fps"] > 0 and row["throughput"]["fps"] > 0 and row["paced"]["p50_ms"] > 0
-    assert {"preprocess", "infer", "postprocess", "capture_to_sink"} <= set(row["throughput"]["stages"])
-    assert row["paced"]["p99_over_p50"] >= 1.0 and result["backend"] == "onnxruntime"
-    assert len(pipeline_table(result)) == 3
+    assert row["bare"]["fps"] > 0 and [s["sink"] for s in row["sinks"]] == list(sinks)
+    http, video, none = row["sinks"]
+    for s in row["sinks"]:
+        assert s["throughput"]["fps"] > 0 and s["paced"]["p50_ms"] > 0 and s["paced"]["p99_over_p50"] >= 1.0
+        assert {"preprocess", "infer", "postprocess", "capture_to_sink"} <= set(s["throughput"]["stages"])
+    assert http["paced"]["latency_stage"] == "capture_to_viewer" and http["throughput"]["viewer"]["frames"] > 0
+    assert http["throughput"]["sinks"][0]["frames_sent"] > 0
+    assert video["paced"]["latency_stage"] == none["paced"]["latency_stage"] == "capture_to_sink"
+    assert row["flicker"]["ema_1"]["mask_pairs"] == 5 and row["flicker"]["ema_0.5"]["mask_pairs"] == 5
+    assert result["backend"] == "onnxruntime" and result["threads"] >= 1
+    assert len(pipeline_table(result)) == 2 + 3 and len(flicker_table(result)) == 3
 
 
 def test_torch_baseline_runs_the_bundles_source_model(bundle, model):

@@ -15,8 +15,11 @@ same weights (sha256) and, for int8, the same calibration folder; delete the fol
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Callable
+import io
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,8 +229,9 @@ def plan_model_dir(target: BenchTarget, backends: list[str], precisions: list[st
                 from usfm_edge.export.exporter import export_bundle
 
                 progress(f"exporting {cell.backend} {cell.precision} -> {out}")
-                export_bundle(target.path, target=EXPORT_FOR[Backend(cell.backend)], precision=cell.precision,
-                              out=out, calib=cell_calib, val=val, calib_limit=calib_limit, threads=threads)
+                with quiet_vendor_output():
+                    export_bundle(target.path, target=EXPORT_FOR[Backend(cell.backend)], precision=cell.precision,
+                                  out=out, calib=cell_calib, val=val, calib_limit=calib_limit, threads=threads)
             manifest = read_verified(out)
         except UsfmEdgeError as exc:
             cell.fail(f"export failed: {exc}")
@@ -249,3 +253,18 @@ def _cached(out: Path, weights: str | None, calib: Path | None) -> bool:
         return False
     same_calib = calib is None or manifest.calibration.source == str(calib)
     return manifest.source.get("weights_sha256") == weights and same_calib
+
+
+@contextlib.contextmanager
+def quiet_vendor_output() -> Iterator[None]:
+    """NNCF draws progress bars and logs INFO lines on stdout while it calibrates; in the
+    middle of bench's own progress lines and table they are clutter. Swallowed here, for the
+    export only; errors still raise and warnings still log."""
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        nncf_log.setLevel(level)

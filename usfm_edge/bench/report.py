@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from usfm_edge.errors import DependencyError
+from usfm_edge.runtime.metrics import ReportError
 
 
 def finite(value: Any) -> Any:
@@ -23,10 +23,9 @@ def finite(value: Any) -> Any:
 
 
 def write_json(result: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(finite(result), indent=2, allow_nan=False) + "\n")
-    return path
+    from usfm_edge.runtime.metrics import write_report
+
+    return write_report(path, finite(result), option="--json")
 
 
 def _num(value: float | None, fmt: str = ".2f") -> str:
@@ -136,7 +135,11 @@ def plot(result: dict, path: str | Path) -> Path:
         fig.text(0.01, 0.01, f"not measured ({len(skipped)}): {names}", fontsize=7, color="0.4", wrap=True)
     fig.tight_layout(rect=(0, 0.04 if skipped else 0, 1, 1))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise ReportError(f"--plot {path}: cannot write it ({exc.strerror or exc}); choose another place") from None
+    finally:
+        plt.close(fig)
     return path

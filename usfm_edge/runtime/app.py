@@ -11,7 +11,7 @@ from usfm_edge.contracts import Crop
 from usfm_edge.contracts.region import Box, RegionTracker
 from usfm_edge.errors import InputError
 from usfm_edge.runtime.metrics import RunMetrics
-from usfm_edge.runtime.pipeline import Pipeline, PipelineConfig, set_cpu_threads, spare_core
+from usfm_edge.runtime.pipeline import Pipeline, PipelineConfig, default_threads, set_cpu_threads, spare_core
 from usfm_edge.runtime.postprocess import PostConfig, make_postprocessor
 from usfm_edge.runtime.sinks import SinkContext, open_sink
 from usfm_edge.runtime.sources import SourceOptions, open_source
@@ -25,7 +25,7 @@ class RunOptions:
     backend: str = "auto"
     precision: str | None = None
     device: str = "CPU"
-    threads: int | None = None
+    threads: int | None = None  # None: every core this process may use but one (``default_threads``)
     max_frames: int | None = None
     realtime: bool = False
     loop: bool = False
@@ -59,22 +59,25 @@ def parse_region(text: str | int) -> int | str:
 
 def build_pipeline(options: RunOptions, *, model: BundleModel | None = None, metrics: RunMetrics | None = None,
                    capture_factory=None) -> Pipeline:
-    set_cpu_threads(options.threads)
-    model = model or load_bundle(options.bundle, backend=options.backend, precision=options.precision,
-                                 threads=options.threads, device=options.device, cache_dir=options.engine_cache)
+    """The source and sinks are checked (URI options, writable folders) before the bundle
+    is loaded, so a typo fails in a second rather than after a model compile."""
+    threads = options.threads or default_threads()
     source = open_source(options.source, SourceOptions(realtime=options.realtime, loop=options.loop,
                                                        capture_factory=capture_factory))
     metrics = metrics or RunMetrics()
-    context = SinkContext(fps=source.fps or 30.0, labels=tuple(model.labels), task=model.task,
-                          stats=metrics.report)
+    context = SinkContext(fps=source.fps or 30.0, stats=metrics.report, record=metrics.time)
     sinks = []
     try:
         for uri in options.sinks:
             sinks.append(open_sink(uri, context))
-    except Exception:
+        set_cpu_threads(threads)
+        model = model or load_bundle(options.bundle, backend=options.backend, precision=options.precision,
+                                     threads=threads, device=options.device, cache_dir=options.engine_cache)
+    except BaseException:
         for sink in sinks:
             sink.close()
         raise
+    context.labels, context.task = tuple(model.labels), model.task
     # A folder of stills is a set of unrelated screens: each is located on its own, exactly as
     # the export gate located it, and none is smoothed with its neighbour.
     ema = options.ema if options.ema is not None else 1.0 if source.stills else 0.5
@@ -85,5 +88,5 @@ def build_pipeline(options: RunOptions, *, model: BundleModel | None = None, met
                             crop=model.spec.crop is Crop.SCAN_REGION or options.roi is not None,
                             sector=model.spec.mask_sector)
     config = PipelineConfig(max_frames=options.max_frames, max_backend_errors=options.max_backend_errors,
-                            prepare_thread=spare_core(options.threads))
+                            prepare_thread=spare_core(threads))
     return Pipeline(source, model, post, tracker, sinks, config, metrics=metrics)

@@ -68,8 +68,11 @@ class Segmentation(Postprocessor):
         # Smooth at network resolution (cheap), then map back to the crop: (K, h, w) -> (H, W).
         probs = self.smooth(region, softmax(output, axis=0))
         mask = class_map(probs, view, self.spec, threshold=self.config.threshold)
-        areas = {self.labels[k] if k < len(self.labels) else str(k): int((mask == k).sum())
-                 for k in range(1, probs.shape[0])}
+        if probs.shape[0] == 2:  # binary: one count, without a comparison array the size of the crop
+            counts = {1: int(np.count_nonzero(mask))}
+        else:
+            counts = {k: int(np.count_nonzero(mask == k)) for k in range(1, probs.shape[0])}
+        areas = {self.labels[k] if k < len(self.labels) else str(k): n for k, n in counts.items()}
         return {"mask": mask, "areas_px": areas}
 
 

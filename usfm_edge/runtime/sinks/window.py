@@ -12,7 +12,7 @@ import cv2
 from usfm_edge.errors import DependencyError, InputError
 from usfm_edge.runtime.frame import Result
 from usfm_edge.runtime.overlay import draw_hud
-from usfm_edge.runtime.sinks.base import Sink, SinkContext, register_sink
+from usfm_edge.runtime.sinks.base import Sink, SinkContext, SinkError, register_sink
 
 STATS_EVERY_S = 0.5  # HUD refresh: fast enough to read, cheap next to 60 frames a second
 
@@ -31,6 +31,7 @@ def can_show_windows() -> str | None:
 
 class WindowSink(Sink):
     scheme = "window"
+    display = True
 
     def __init__(self, title: str, context: SinkContext) -> None:
         problem = can_show_windows()
@@ -48,13 +49,19 @@ class WindowSink(Sink):
             self._stats, self._stats_at = self.context.stats(), now
         stats = self._stats
         draw_hud(image, stats.get("fps_out", 0.0), result.latency_ms, stats.get("dropped", {}).get("total", 0))
-        cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        cv2.waitKey(1)
+        try:
+            cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            cv2.waitKey(1)
+        except cv2.error as exc:  # the display went away (X server stopped, session ended)
+            raise SinkError(f"window sink: cannot show the frame ({str(exc).strip().splitlines()[-1]})") from None
 
     def close(self) -> None:
-        cv2.destroyWindow(self.title)
+        try:
+            cv2.destroyWindow(self.title)
+        except cv2.error:
+            pass  # already gone with its display
 
 
 @register_sink("window")
-def _window(target: str, params: dict[str, str], context: SinkContext) -> Sink:
+def _window(target: str, params: dict, context: SinkContext) -> Sink:
     return WindowSink(target, context)

@@ -16,11 +16,15 @@ from typing import Any
 
 from usfm_edge.errors import InputError, UsfmEdgeError
 from usfm_edge.runtime.frame import Frame
+from usfm_edge.runtime.params import NO_PARAMS, ParamSet
 
 
 class SourceError(UsfmEdgeError):
-    """The source failed to deliver (unplugged, stalled, stream ended unexpectedly). Devices
-    and streams are reopened with back-off; files fail at once."""
+    """The source failed to deliver (unplugged, stalled, stream ended unexpectedly, a replay's
+    files gone). Devices and streams are reopened with back-off; files fail at once. The
+    machine refused (exit 3); a file that is not readable is an ``InputError`` (exit 2)."""
+
+    exit_code = 3
 
 
 class FrameError(UsfmEdgeError):
@@ -34,7 +38,7 @@ class SourceOptions:
     realtime: bool = False  # pace file sources at their frame rate (newest-frame policy then applies)
     loop: bool = False  # restart a file source at its end (soak tests, kiosk demos)
     capture_factory: Callable[..., Any] | None = None  # opens capture devices; tests inject a fake
-    extra: dict[str, str] = field(default_factory=dict)  # URI query parameters
+    extra: dict[str, str] = field(default_factory=dict)  # URI options given apart from the URI (same checks)
 
 
 class Source(ABC):
@@ -67,18 +71,21 @@ class Source(ABC):
         self.close()
 
 
-SourceFactory = Callable[[str, dict[str, str], SourceOptions], Source]
+SourceFactory = Callable[[str, dict[str, Any], SourceOptions], Source]
 _SOURCES: dict[str, SourceFactory] = {}
+_PARAMS: dict[str, ParamSet] = {}
 _PATH_RULES: list[tuple[Callable[[Path], bool], str]] = []
 
 
-def register_source(*schemes: str, path_rule: Callable[[Path], bool] | None = None):
-    """Register a factory ``(target, params, options) -> Source`` for URI ``schemes``;
+def register_source(*schemes: str, params: ParamSet = NO_PARAMS, path_rule: Callable[[Path], bool] | None = None):
+    """Register a factory ``(target, params, options) -> Source`` for URI ``schemes``; it gets
+    the URI's options parsed by ``params`` (typed, defaults filled in; unknown keys refused).
     ``path_rule`` claims plain paths (``clip.mp4``) for the first scheme."""
 
     def decorator(factory: SourceFactory) -> SourceFactory:
         for scheme in schemes:
             _SOURCES[scheme] = factory
+            _PARAMS[scheme] = params
         if path_rule is not None:
             _PATH_RULES.append((path_rule, schemes[0]))
         return factory
@@ -112,25 +119,12 @@ def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
 
 
 def open_source(uri: str, options: SourceOptions | None = None) -> Source:
-    """Build (not yet open) the source named by ``uri``."""
+    """Build (not yet open) the source named by ``uri``; its options are checked here."""
     options = options or SourceOptions()
-    scheme, target, params = parse_uri(uri)
-    return _SOURCES[scheme](target, {**params, **options.extra}, options)
-
-
-def int_param(params: dict[str, str], key: str, default: int | None = None) -> int | None:
-    return _typed(params, key, default, int)
-
-
-def float_param(params: dict[str, str], key: str, default: float | None = None) -> float | None:
-    return _typed(params, key, default, float)
-
-
-def _typed(params: dict[str, str], key: str, default, kind):
-    if key not in params or params[key] == "":
-        return default
+    scheme, target, given = parse_uri(uri)
+    params = _PARAMS[scheme].parse(f"source {scheme}:", {**given, **options.extra})
     try:
-        return kind(params[key])
-    except ValueError:
-        what = "an integer" if kind is int else "a number"
-        raise InputError(f"source parameter {key}={params[key]!r} is not {what}") from None
+        return _SOURCES[scheme](target, params, options)
+    except MemoryError:
+        raise InputError(f"source {uri!r}: not enough memory for what it asks; give smaller sizes or fewer "
+                         "frames") from None

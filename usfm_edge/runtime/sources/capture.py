@@ -17,8 +17,11 @@ import numpy as np
 
 from usfm_edge.errors import DependencyError, InputError
 from usfm_edge.runtime.frame import Frame
-from usfm_edge.runtime.sources.base import (Source, SourceError, SourceOptions, float_param, int_param,
-                                            register_source)
+from usfm_edge.runtime.params import Param, ParamSet, fourcc, integer, number
+from usfm_edge.runtime.sources.base import Source, SourceError, SourceOptions, register_source
+
+V4L2_PARAMS = ParamSet(Param("width", integer, low=1, high=16384), Param("height", integer, low=1, high=16384),
+                       Param("fps", number, low=0.1, high=1000), Param("fourcc", fourcc))
 
 
 def _default_factory(target: Any, api: int):
@@ -39,11 +42,12 @@ class CaptureSource(Source):
     live = True
     reconnects = True
     api = cv2.CAP_ANY
+    open_hint = "the capture device or stream (unplugged, busy in another program, or wrong address)"
 
-    def __init__(self, target: str, params: dict[str, str], options: SourceOptions) -> None:
+    def __init__(self, target: str, params: dict[str, Any], options: SourceOptions) -> None:
         self.target, self.params = target, params
         self.factory = options.capture_factory or _default_factory
-        self.fps = float_param(params, "fps")
+        self.fps = params.get("fps")
         self._capture = None
         self._index = 0
 
@@ -57,8 +61,7 @@ class CaptureSource(Source):
     def open(self) -> None:
         capture = self.factory(self.device(), self.api)
         if capture is None or not capture.isOpened():
-            raise SourceError(f"{self.scheme}:{self.target}: cannot open the capture device or stream "
-                              "(unplugged, busy in another program, or wrong address)")
+            raise SourceError(f"{self.scheme}:{self.target}: cannot open {self.open_hint}")
         for prop, value in self.properties():
             capture.set(prop, value)  # a driver may refuse one; what it delivers is checked per frame
         reported = capture.get(cv2.CAP_PROP_FPS)
@@ -96,13 +99,11 @@ class V4l2Source(CaptureSource):
 
     def properties(self) -> list[tuple[int, float]]:
         props: list[tuple[int, float]] = []
-        fourcc = self.params.get("fourcc")
-        if fourcc:
-            if len(fourcc) != 4:
-                raise InputError(f"fourcc={fourcc!r}: a FOURCC is four characters, e.g. MJPG or YUYV")
-            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc)))
+        code = self.params.get("fourcc")
+        if code:
+            props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*code)))
         for key, prop in (("width", cv2.CAP_PROP_FRAME_WIDTH), ("height", cv2.CAP_PROP_FRAME_HEIGHT)):
-            value = int_param(self.params, key)
+            value = self.params.get(key)
             if value:
                 props.append((prop, value))
         if self.fps:
@@ -111,20 +112,40 @@ class V4l2Source(CaptureSource):
 
 
 class GstreamerSource(CaptureSource):
-    """``gst:PIPELINE`` ending in ``appsink``; drop=1 max-buffers=1 are added when missing so
-    the appsink never queues stale frames."""
+    """``gst:PIPELINE`` ending in ``appsink``.
+
+    A live pipeline (a camera, a capture card, a network stream) is read like any capture:
+    ``drop=1 max-buffers=1`` are added to the appsink when missing so it never queues stale
+    frames, and a lost signal is reopened with back-off. A finite one, which starts with
+    ``filesrc``/``multifilesrc`` or sets ``num-buffers`` on its first element (a recorded
+    cine, a test pattern), is a replay like a video file: every frame in order, as fast as it
+    is taken (``sync=false``, a two-frame appsink queue that holds the decoder back instead of
+    dropping), and the end of the stream ends the run; with ``--realtime`` it plays at its
+    clock's pace and drops like a live source."""
 
     scheme = "gst"
     api = cv2.CAP_GSTREAMER
+    open_hint = ("the pipeline (an element or plugin missing: gst-inspect-1.0 NAME tells; a file that is not there; "
+                 "a device in use; or caps no element can convert)")
+    FINITE_SOURCES = ("filesrc", "multifilesrc")
+
+    def __init__(self, target: str, params: dict[str, Any], options: SourceOptions) -> None:
+        super().__init__(target, params, options)
+        first = target.strip().split("!", 1)[0]
+        self.finite = first.split()[0] in self.FINITE_SOURCES if first.strip() else False
+        self.finite = self.finite or "num-buffers=" in first
+        self.live = not self.finite or options.realtime
+        self.reconnects = not self.finite
 
     def device(self) -> Any:
         pipeline = self.target.strip()
         if "appsink" not in pipeline:
             raise InputError("gst: the pipeline must end in appsink, e.g. "
                              "'v4l2src ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1'")
-        for option in ("drop=1", "max-buffers=1"):
-            key = option.split("=")[0]
-            if key not in pipeline.rsplit("appsink", 1)[1]:
+        sink_options = pipeline.rsplit("appsink", 1)[1]
+        wanted = ("drop=1", "max-buffers=1") if self.live else ("sync=false", "drop=0", "max-buffers=2")
+        for option in wanted:
+            if option.split("=")[0] not in sink_options:
                 pipeline += f" {option}"
         if self.factory is _default_factory and not opencv_has("GStreamer"):
             raise DependencyError("this OpenCV build has no GStreamer support (pip's opencv-python lacks it); "
@@ -132,8 +153,19 @@ class GstreamerSource(CaptureSource):
                                   "with -DWITH_GSTREAMER=ON, or use a v4l2: source")
         return pipeline
 
+    def read(self) -> Frame | None:
+        try:
+            return super().read()
+        except SourceError:
+            if self.finite and self._index > 0:
+                return None  # the end of a recorded or counted stream
+            raise
+
     def properties(self) -> list[tuple[int, float]]:
         return []  # the pipeline string says it all
+
+    def describe(self) -> dict:
+        return {**super().describe(), "finite": self.finite}
 
 
 class StreamSource(CaptureSource):
@@ -143,18 +175,18 @@ class StreamSource(CaptureSource):
     api = cv2.CAP_FFMPEG
 
 
-@register_source("v4l2")
-def _v4l2(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+@register_source("v4l2", params=V4L2_PARAMS)
+def _v4l2(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
     return V4l2Source(target, params, options)
 
 
-@register_source("gst")
-def _gst(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+@register_source("gst")  # the pipeline string says everything; GStreamer's own syntax, no URI options
+def _gst(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
     return GstreamerSource(target, params, options)
 
 
-@register_source("rtsp", "rtsps", "http", "https")
-def _stream(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+@register_source("rtsp", "rtsps", "http", "https")  # the whole URL is the stream's address
+def _stream(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
     source = StreamSource(target, params, options)
     source.scheme = target.split(":", 1)[0]
     return source

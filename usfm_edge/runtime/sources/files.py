@@ -7,9 +7,11 @@ rate; the pipeline then treats them like a live source and keeps only the newest
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,10 +22,13 @@ from usfm_edge.data.video import VIDEO_SUFFIXES
 from usfm_edge.errors import InputError
 from usfm_edge.contracts.region import Box
 from usfm_edge.runtime.frame import Frame
-from usfm_edge.runtime.sources.base import (FrameError, Source, SourceError, SourceOptions, float_param,
-                                            register_source)
+from usfm_edge.runtime.params import Param, ParamSet, number
+from usfm_edge.runtime.sources.base import FrameError, Source, SourceError, SourceOptions, register_source
 
 DEFAULT_FPS = 30.0  # for image folders and files that do not state a rate
+# ``video:clip.mp4?fps=25``: override the rate a file states (or lacks)
+FILE_PARAMS = ParamSet(Param("fps", number, low=0.1, high=1000, help="frames per second"))
+log = logging.getLogger("usfm_edge.runtime")
 
 
 class FileSource(Source):
@@ -79,7 +84,11 @@ class FileSource(Source):
 
 
 class VideoSource(FileSource):
+    """A video file. Only the thread that reads it opens and releases it (the pipeline's
+    capture thread): releasing a capture while another thread decodes crashes FFmpeg."""
+
     scheme = "video"
+    short_by = 0  # frames the container states but that could not be decoded
 
     def __init__(self, path: str | Path, options: SourceOptions, fps: float | None = None) -> None:
         super().__init__(path, options, fps)
@@ -104,11 +113,17 @@ class VideoSource(FileSource):
         if self._index:  # looping: rewind
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         decoded = 0
+        expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         while True:
             ok, bgr = capture.read()
             if not ok:
                 if decoded == 0 and self._index == 0:
-                    raise SourceError(f"{self.path}: no frame could be decoded; the file is corrupt or empty")
+                    raise InputError(f"{self.path}: no frame could be decoded; the file is corrupt or empty")
+                if expected > 0 and decoded < expected - max(1, expected // 50):
+                    # Containers estimate their frame count, so this is a warning, not an error.
+                    log.warning("%s: decoding stopped after %d of the %d frames the file states (truncated?)",
+                                self.path, decoded, expected)
+                    self.short_by = expected - decoded
                 return
             decoded += 1
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
@@ -116,8 +131,12 @@ class VideoSource(FileSource):
     def close(self) -> None:
         capture = getattr(self, "_capture", None)
         if capture is not None:
+            self._capture = None
             capture.release()
         super().close()
+
+    def describe(self) -> dict:
+        return {**super().describe(), **({"undecodable_frames": self.short_by} if self.short_by else {})}
 
 
 class DicomSource(FileSource):
@@ -158,8 +177,11 @@ class ImageFolderSource(FileSource):
             raise InputError(f"source {self.path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
 
     def _frames(self) -> Iterator[tuple[np.ndarray, float | None, str]]:
-        for file in self.files:
+        for i, file in enumerate(self.files):
             name = file.relative_to(self.path).as_posix()
+            if not file.exists():  # not a corrupt image: the replay itself is incomplete
+                gone = "the folder is gone" if not self.path.is_dir() else "deleted or moved"
+                raise SourceError(f"{file}: vanished during the run ({gone}) after {i} of {len(self.files)} images")
             try:
                 yield read_image(file), None, name
             except InputError as exc:
@@ -174,16 +196,16 @@ def _is_dicom(path: Path) -> bool:
     return path.is_file() and (path.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(path))
 
 
-@register_source("video", path_rule=_is_video)
-def _video(target: str, params: dict[str, str], options: SourceOptions) -> Source:
-    return VideoSource(target, options, float_param(params, "fps"))
+@register_source("video", params=FILE_PARAMS, path_rule=_is_video)
+def _video(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
+    return VideoSource(target, options, params["fps"])
 
 
-@register_source("dicom", path_rule=_is_dicom)
-def _dicom(target: str, params: dict[str, str], options: SourceOptions) -> Source:
-    return DicomSource(target, options, float_param(params, "fps"))
+@register_source("dicom", params=FILE_PARAMS, path_rule=_is_dicom)
+def _dicom(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
+    return DicomSource(target, options, params["fps"])
 
 
-@register_source("images", path_rule=Path.is_dir)
-def _images(target: str, params: dict[str, str], options: SourceOptions) -> Source:
-    return ImageFolderSource(target, options, float_param(params, "fps"))
+@register_source("images", params=FILE_PARAMS, path_rule=Path.is_dir)
+def _images(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
+    return ImageFolderSource(target, options, params["fps"])

@@ -14,7 +14,8 @@ import numpy as np
 
 from usfm_edge.errors import DependencyError, InputError
 from usfm_edge.runtime.frame import Frame
-from usfm_edge.runtime.sources.base import Source, SourceError, SourceOptions, float_param, register_source
+from usfm_edge.runtime.params import Param, ParamSet, number, text
+from usfm_edge.runtime.sources.base import Source, SourceError, SourceOptions, register_source
 
 DEFAULT_PORT = 18944  # the IANA-registered OpenIGTLink port
 
@@ -84,13 +85,18 @@ class IgtlSource(Source):
         return {**super().describe(), "host": self.host, "port": self.port, "device": self.device}
 
 
-@register_source("igtl")
-def _igtl(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+IGTL_PARAMS = ParamSet(Param("device", text, default="Image_Reference"),
+                       Param("timeout", number, default=5.0, low=0.1, high=3600))
+
+
+@register_source("igtl", params=IGTL_PARAMS)
+def _igtl(target: str, params: dict, options: SourceOptions) -> Source:
     target = target.lstrip("/")
     host, _, port = target.rpartition(":") if ":" in target else (target, "", "")
     try:
-        number = int(port) if port else DEFAULT_PORT
+        port_number = int(port) if port else DEFAULT_PORT
     except ValueError:
-        raise InputError(f"igtl:{target}: give igtl:HOST:PORT, e.g. igtl:127.0.0.1:18944") from None
-    return IgtlSource(host or "127.0.0.1", number, params.get("device", "Image_Reference"),
-                      float_param(params, "timeout", 5.0))
+        port_number = -1
+    if not 0 < port_number < 65536:
+        raise InputError(f"igtl:{target}: give igtl:HOST:PORT with a port in 1..65535, e.g. igtl:127.0.0.1:18944")
+    return IgtlSource(host or "127.0.0.1", port_number, params["device"], params["timeout"])

@@ -10,45 +10,60 @@ masks on the screen grid) stays at hand for live accuracy checks.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 
 from usfm_edge.errors import InputError
 from usfm_edge.runtime.frame import Box, Frame
-from usfm_edge.runtime.sources.base import Source, SourceOptions, float_param, int_param, register_source
+from usfm_edge.runtime.params import Param, ParamSet, flag, integer, number, size, text
+from usfm_edge.runtime.sources.base import Source, SourceOptions, register_source
+
+MEMORY_BUDGET = 4 << 30  # bytes of rendered screens (and their truth) a phantom: source may hold
+# Rendered cines by their parameters: benchmarks and tests open the same stream many times, and
+# rendering 1080p screens takes seconds. Two entries: a benchmark's two screens.
+_RENDERED: OrderedDict[tuple, tuple[list[np.ndarray], list[np.ndarray], Box | None]] = OrderedDict()
+_RENDERED_LOCK = threading.Lock()
 
 
-def _size(value: str, key: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in value.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 16:
-        raise InputError(f"phantom: {key}={value!r}: give H x W in pixels, e.g. {key}=480x640 (>= 16)")
-    return (parts[0], parts[-1])
+def _organs() -> tuple[str, ...]:
+    from usfm_edge.data.phantom import list_organs
+
+    return tuple(list_organs())
+
+
+PHANTOM_PARAMS = ParamSet(
+    Param("fps", number, default=30.0, low=0, high=10000, help="0: every frame once, in order"),
+    Param("organ", text, default="breast", choices=_organs),
+    Param("size", size, default=(256, 256), low=16, high=2048, help="the B-mode image, H x W"),
+    Param("frames", integer, default=32, low=1, high=10000),
+    Param("ui", flag, default=True, help="scanner UI chrome around the image"),
+    Param("canvas", size, default=(480, 640), low=16, high=8192, help="the screen, H x W"),
+    Param("seed", integer, default=0, low=0, high=2**32 - 1),
+    Param("loop", flag, help="repeat the frames (default: yes for a live stream, no for fps=0)"),
+)
 
 
 class PhantomSource(Source):
     scheme = "phantom"
 
-    def __init__(self, params: dict[str, str], options: SourceOptions) -> None:
-        from usfm_edge.data.phantom import PhantomConfig, list_organs
+    def __init__(self, params: dict[str, Any], options: SourceOptions) -> None:
+        from usfm_edge.data.phantom import PhantomConfig
 
-        organ = params.get("organ", "breast")
-        if organ not in list_organs():
-            raise InputError(f"phantom: organ={organ!r} is unknown; choose from {', '.join(list_organs())}")
-        self.config = PhantomConfig(size=_size(params.get("size", "256"), "size"), organ=organ)
-        self.n_frames = int_param(params, "frames", 32)
-        self.seed = int_param(params, "seed", 0)
-        self.fps = float_param(params, "fps", 30.0)
-        self.ui = params.get("ui", "1") not in ("0", "false", "no")
-        self.canvas = _size(params.get("canvas", "480x640"), "canvas")
-        if self.n_frames < 1 or self.fps < 0:
-            raise InputError("phantom: frames must be >= 1 and fps >= 0")
+        self.config = PhantomConfig(size=params["size"], organ=params["organ"])
+        self.n_frames, self.seed, self.fps = params["frames"], params["seed"], params["fps"]
+        self.ui, self.canvas = params["ui"], params["canvas"]
+        shape = self.canvas if self.ui else self.config.size
+        if 2 * self.n_frames * shape[0] * shape[1] > MEMORY_BUDGET:
+            raise InputError(f"phantom: frames={self.n_frames} of {shape[0]}x{shape[1]} would hold "
+                             f"{2 * self.n_frames * shape[0] * shape[1] / 2**30:.1f} GiB; give fewer frames or a "
+                             "smaller canvas/size")
         self.live = self.fps > 0
         # A live probe never runs out; a replay (fps=0) ends after its frames unless asked to loop.
-        self.loop = params.get("loop", "1" if self.live else "0") not in ("0", "false", "no") or options.loop
+        self.loop = (params["loop"] if params["loop"] is not None else self.live) or options.loop
         self.screens: list[np.ndarray] = []
         self.truth: list[np.ndarray] = []  # (H, W) uint8 lesion masks on the screen grid
         self.box: Box | None = None
@@ -60,6 +75,24 @@ class PhantomSource(Source):
         self._t0 = time.monotonic()
 
     def _render(self) -> None:
+        key = (self.config.size, self.config.organ, self.n_frames, self.seed, self.ui, self.canvas)
+        with _RENDERED_LOCK:
+            cached = _RENDERED.get(key)
+        if cached is not None:
+            self.screens, self.truth, self.box = cached
+            return
+        try:
+            self._render_frames()
+        except MemoryError:
+            self.screens, self.truth = [], []
+            raise InputError(f"phantom: not enough memory to render {self.n_frames} frames of "
+                             f"{self.config.size[0]}x{self.config.size[1]}; give fewer frames or a smaller size") from None
+        with _RENDERED_LOCK:
+            _RENDERED[key] = (self.screens, self.truth, self.box)
+            while len(_RENDERED) > 2:
+                _RENDERED.popitem(last=False)
+
+    def _render_frames(self) -> None:
         from usfm_edge.data.phantom import add_ui_chrome, render_cine
 
         for frame in render_cine(self.config, self.n_frames, rng=self.seed):
@@ -100,6 +133,6 @@ class PhantomSource(Source):
                 "frames": self.n_frames, "ui": self.ui, "canvas": list(self.canvas) if self.ui else None}
 
 
-@register_source("phantom")
-def _phantom(target: str, params: dict[str, str], options: SourceOptions) -> Source:
+@register_source("phantom", params=PHANTOM_PARAMS)
+def _phantom(target: str, params: dict[str, Any], options: SourceOptions) -> Source:
     return PhantomSource(params, options)
