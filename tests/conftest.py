@@ -30,6 +30,19 @@ def official_keys(shared_data: Path) -> dict[str, list[int]]:
     return json.loads((shared_data / "usfm_vit_b16_keys.json").read_text())
 
 
+def assert_resumed_equals_straight(runs: Path, part: str) -> None:
+    """The run stopped and resumed (runs/split) ends with the weights of the one that never stopped
+    (runs/straight)."""
+    import torch
+
+    from usfm_edge.train.state import load_state
+
+    straight = load_state(runs / "straight" / "state.pt")[part]
+    split = load_state(runs / "split" / "state.pt")[part]
+    for key in straight:
+        torch.testing.assert_close(straight[key], split[key], atol=1e-6, rtol=1e-5)
+
+
 def randomize_(module) -> None:
     """Give every parameter non-trivial values (zeros or ones hide wiring mistakes)."""
     import torch

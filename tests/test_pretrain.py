@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.conftest import assert_resumed_equals_straight
 from usfm_edge.cli import cli
 from usfm_edge.data.phantom import PhantomConfig
 from usfm_edge.data.phantom_datasets import write_phantom_dataset
@@ -186,10 +187,7 @@ def test_resume_is_exact(frames, tmp_path):
         run_pretrain(split, progress=False)
     split.max_steps = None
     run_pretrain(split, resume=True, progress=False)
-    a = load_state(tmp_path / "straight" / "state.pt")["objective"]
-    b = load_state(tmp_path / "split" / "state.pt")["objective"]
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+    assert_resumed_equals_straight(tmp_path, "objective")
 
 
 def test_two_process_torchrun_sees_disjoint_samples(frames, tmp_path):

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
+from tests.conftest import assert_resumed_equals_straight
 from usfm_edge.cli import cli
 from usfm_edge.train.state import load_state
 
@@ -114,10 +114,7 @@ def test_distillation_resumes_exactly_like_finetune(data, tmp_path):
     stopped = invoke([*base, "--out", str(tmp_path / "split"), "--max-steps", "3"])
     assert stopped.exit_code == 0 and "distill --out" in stopped.output
     assert invoke(["distill", "--out", str(tmp_path / "split"), "--resume", "--no-progress"]).exit_code == 0
-    a = load_state(tmp_path / "straight" / "state.pt")["student"]
-    b = load_state(tmp_path / "split" / "state.pt")["student"]
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+    assert_resumed_equals_straight(tmp_path, "student")
 
 
 def test_distillation_takes_a_recipe(data, tmp_path):
