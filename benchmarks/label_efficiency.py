@@ -25,6 +25,8 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,11 +366,14 @@ def main() -> None:
     goal = target(rows, recipe)
     chained = [] if args.no_chain else chain(recipe, args.work, made)
     machine = describe()
+    # the command says which overrides of the recipe this result ran with
+    command = " ".join(["python -m benchmarks.label_efficiency", *map(shlex.quote, sys.argv[1:])])
     result = {"benchmark": "label_efficiency", "date": dt.date.today().isoformat(), "machine": machine,
-              "recipe": dataclasses.asdict(recipe), "minutes": round((time.perf_counter() - start) / 60, 1),
+              "command": command, "recipe": dataclasses.asdict(recipe),
+              "minutes": round((time.perf_counter() - start) / 60, 1),
               "summary": summary, "target": goal, "chain": chained, "runs": rows}
     stem = args.out / f"label_efficiency_{args.tag}"
-    store(stem, result, table(summary, goal, chained, recipe, machine))
+    store(stem, result, [*table(summary, goal, chained, recipe, machine), "", f"Command: `{command}`"])
     plot(summary, recipe, stem.with_suffix(".png"))
 
 

@@ -49,6 +49,7 @@ def test_label_efficiency_writes_table_json_plot_and_chain(tmp_path):
     assert [c["init"] for c in result["chain"]] == ["scratch", "sfmim"] and 0 <= result["chain"][1]["int8"] <= 1
     table = (tmp_path / "label_efficiency_t.md").read_text()
     assert "| sfmim | " in table and "Target, SF-MIM with 20 %" in table and "student INT8" in table
+    assert "Command: `python -m benchmarks.label_efficiency --recipe" in table
     assert (tmp_path / "label_efficiency_t.png").stat().st_size > 1000
     rerun = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
     assert json.loads((tmp_path / "label_efficiency_t.json").read_text())["summary"] == result["summary"]
