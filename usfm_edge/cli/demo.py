@@ -10,7 +10,7 @@ import click
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("usfm-edge-demo"),
               show_default=True, help="Folder for every stage's outputs, report.html and summary.json.")
-@click.option("--fast", is_flag=True, help="Smaller runs: about 1.5 minutes on a 2-core CPU instead of about 5.")
+@click.option("--fast", is_flag=True, help="Smaller runs: about 1.5 minutes on a 2-core CPU instead of about 4-5.")
 @click.option("--threads", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="CPU threads for every stage. The demo's models are tiny: more threads gain little, and "
               "on cores shared with other processes they can make it many times slower.")

@@ -7,10 +7,11 @@ always takes the newest input; the sink thread maps outputs back onto the frame,
 writes, behind a short queue that drops rather than blocks when a display or disk falls
 behind. Where inference leaves a core free (``--threads`` below the cores this process may
 use, the default), a prepare thread finds the scan region, crops and preprocesses the next
-frame while the current one is in inference: on the 2-core development machine with one
-inference thread that took the runtime from 87 % to 99 % of the bare backend's fps on a 1080p
-screen. With every core given to inference the extra thread only competes with it (80 % ->
-70 % there), so the inference thread then prepares its own frames. Replays (files without
+frame while the current one is in inference (on the 2-core development machine, 2026-11-24,
+with one inference thread: 87 % -> 99 % of the bare backend's fps on a 1080p screen,
+benchmarks/results/pipeline_prepare_ab). With every core given to inference the extra thread
+only competes with it (80 % -> 70 % there), so the inference thread then prepares its own
+frames. Replays (files without
 ``--realtime``, ``phantom:?fps=0``) instead hand over every frame in order and the queues
 block: deterministic output, nothing dropped.
 
@@ -538,8 +539,8 @@ def usable_cores() -> int:
 def default_threads() -> int:
     """Inference threads when ``--threads`` is not given: every core this process may use but
     one, which the prepare and sink threads then have to themselves (one on a single core).
-    On the 2-core development machine this layout is both the faster one (93 fps against 86
-    for two inference threads on a 1080p screen) and the one within 5 % of its bare backend."""
+    On the 2-core development machine this layout was the faster one in every stored run
+    (benchmarks/results/pipeline_prepare_ab, pipeline_display_cpu*)."""
     return max(1, usable_cores() - 1)
 
 
