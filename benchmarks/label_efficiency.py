@@ -51,7 +51,9 @@ class Recipe:
     model: str = "usfm_vit_t16"
     model_args: dict = field(default_factory=dict)
     img_size: int = 64
-    # pretraining (per objective: objective_args, and overrides of these)
+    # pretraining, per entry of `objectives` (its name is an init): objective_args, overrides of
+    # these, and `objective:` to pretrain a variant under its own name (e.g. sfmim_long: {objective:
+    # sfmim, steps: 3000})
     pretrain_steps: int = 1500
     pretrain_batch: int = 64
     pretrain_lr: float | None = None  # per 256 images; None: the engine's default
@@ -88,19 +90,20 @@ class Recipe:
 # --------------------------------------------------------------------------- runs
 
 
-def pretrain(recipe: Recipe, objective: str, work: Path) -> Path:
-    """The encoder of one objective (trained once; an interrupted run resumes)."""
+def pretrain(recipe: Recipe, name: str, work: Path) -> Path:
+    """The encoder of one entry of ``recipe.objectives`` (trained once; an interrupted run resumes)."""
     from usfm_edge.train.pretrain.config import PretrainConfig
     from usfm_edge.train.pretrain.engine import run_pretrain
 
-    out = work / "pretrain" / objective
+    out = work / "pretrain" / name
     if (out / "encoder" / "config.json").is_file():
         return out / "encoder"
-    options = dict(recipe.objectives.get(objective) or {})
+    options = dict(recipe.objectives.get(name) or {})
+    objective = options.pop("objective", name)
     cfg = PretrainConfig(
         objective=objective, data=unlabeled_sources(recipe, work), out=str(out), model=recipe.model,
         model_args=dict(recipe.model_args), img_size=recipe.img_size, steps=options.pop("steps", recipe.pretrain_steps),
-        batch_size=options.pop("batch_size", recipe.pretrain_batch), mask_patch=recipe.mask_patch,
+        batch_size=options.pop("batch_size", recipe.pretrain_batch), mask_patch=options.pop("mask_patch", recipe.mask_patch),
         mask_ratio=options.pop("mask_ratio", recipe.mask_ratio), organ_alpha=0.0, device=recipe.device,
         precision=recipe.precision, teacher=str(pretrain(recipe, "sfmim", work)) if objective == "feature" else None,
         preview_every=0, save_every=100, **({"lr": options.pop("lr")} if "lr" in options
@@ -294,7 +297,8 @@ def bundle_dice(bundle: Path, test: str) -> float:
 
 
 def table(summary: list[dict], goal: dict | None, chained: list[dict], recipe: Recipe, machine: dict) -> list[str]:
-    lines = [f"Label efficiency, {recipe.model} {recipe.model_args or ''} at {recipe.img_size} px, HC18 test Dice "
+    lines = [f"Label efficiency, {recipe.model}{f' {recipe.model_args}' if recipe.model_args else ''} at "
+             f"{recipe.img_size} px, HC18 test Dice "
              f"(mean of seeds {recipe.seeds}), {recipe.steps} fine-tuning steps for every fraction; pretraining on "
              f"{', '.join(recipe.unlabeled)}{f' + {recipe.phantom_frames} phantom frames' if recipe.phantom_frames else ''}"
              f". {machine['cpu']}.", "",

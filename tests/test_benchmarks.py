@@ -34,18 +34,21 @@ def test_label_efficiency_writes_table_json_plot_and_chain(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({
         "data": str(data), "unlabeled": [str(data / "training_set" / "image")], "model_args": {"depth": 1},
-        "img_size": 32, "pretrain_steps": 3, "pretrain_batch": 4, "objectives": {"sfmim": {}},
+        "img_size": 32, "pretrain_steps": 3, "pretrain_batch": 4,
+        "objectives": {"sfmim": {}, "sfmim_long": {"objective": "sfmim", "steps": 4, "mask_patch": 8}},
         "steps": 4, "batch_size": 4, "eval_every": 2, "fractions": [0.2, 1.0], "seeds": [0, 1],
-        "inits": ["scratch", "sfmim"], "student_args": {"depth": 1}, "distill_epochs": 1}))
+        "inits": ["scratch", "sfmim", "sfmim_long"], "student_args": {"depth": 1}, "distill_epochs": 1}))
     command = [sys.executable, "-m", "benchmarks.label_efficiency", "--recipe", str(recipe), "--work",
                str(tmp_path / "work"), "--tag", "t", "--out", str(tmp_path)]
     subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
     result = json.loads((tmp_path / "label_efficiency_t.json").read_text())
     assert [(e["init"], e["fraction"]) for e in result["summary"]] == [
-        ("scratch", 0.2), ("scratch", 1.0), ("sfmim", 0.2), ("sfmim", 1.0)]
+        ("scratch", 0.2), ("scratch", 1.0), ("sfmim", 0.2), ("sfmim", 1.0), ("sfmim_long", 0.2), ("sfmim_long", 1.0)]
     assert all(0 <= e["dice"] <= 1 and len(e["dice_seeds"]) == 2 for e in result["summary"])
     assert len(result["summary"][2]["ci95"]) == 2 and "gain_vs_scratch" not in result["summary"][0]
     assert set(result["target"]) >= {"sfmim_20", "scratch_100", "difference", "ci95", "met"}
+    variant = yaml.safe_load((tmp_path / "work" / "pretrain" / "sfmim_long" / "config.yaml").read_text())
+    assert (variant["objective"], variant["steps"], variant["mask_patch"]) == ("sfmim", 4, 8)
     assert [c["init"] for c in result["chain"]] == ["scratch", "sfmim"] and 0 <= result["chain"][1]["int8"] <= 1
     table = (tmp_path / "label_efficiency_t.md").read_text()
     assert "| sfmim | " in table and "Target, SF-MIM with 20 %" in table and "student INT8" in table
