@@ -247,29 +247,33 @@ def target(rows: list[dict], recipe: Recipe) -> dict | None:
 
 def chain(recipe: Recipe, work: Path, made: dict[str, str | None]) -> list[dict]:
     """Teacher (20 %, seed 0) -> distilled student -> OpenVINO INT8 bundle, for scratch and
-    SF-MIM: test Dice at each step, measured through the one prepare path."""
+    SF-MIM: test Dice at each step, measured through the one prepare path. The SF-MIM chain
+    runs twice: a student from random weights, and one that starts from the SF-MIM encoder's
+    first blocks (the pretraining reaches the student directly, not only through the teacher)."""
     from usfm_edge.export.exporter import export_bundle
     from usfm_edge.train.distill import DistillConfig, run_distill
 
     results = []
     test = str(Path(recipe.data) / "test_set")
-    for init in ("scratch", "sfmim"):
+    variants = [("scratch", None), ("sfmim", None), ("sfmim", made.get("sfmim"))]
+    for init, student_init in variants:
         if init not in made:
             continue
         teacher = work / "finetune" / init / f"{recipe.chain_fraction:g}" / "0" / "model"
-        student = work / "chain" / init / "student"
+        folder = work / "chain" / init
+        student = folder / ("student_from_encoder" if student_init else "student")
         if not (student / "distill_report.json").is_file():
             run_distill(DistillConfig(teacher=str(teacher), student=recipe.student, student_args=recipe.student_args,
-                                      data=recipe.data, unlabeled=recipe.unlabeled[0], out=str(student),
-                                      epochs=recipe.distill_epochs, batch_size=recipe.batch_size, device=recipe.device,
-                                      precision=recipe.precision),
+                                      student_init=student_init, data=recipe.data, unlabeled=recipe.unlabeled[0],
+                                      out=str(student), epochs=recipe.distill_epochs, batch_size=recipe.batch_size,
+                                      device=recipe.device, precision=recipe.precision),
                         resume=(student / STATE_FILE).is_file(), progress=False)
-        bundle = work / "chain" / init / "bundle"
+        bundle = folder / ("bundle_from_encoder" if student_init else "bundle")
         if not (bundle / "manifest.json").is_file():
             export_bundle(student / "model", target="openvino", precision="int8", out=bundle,
                           calib=recipe.unlabeled[0], val=test, max_drop=1.0)
-        results.append({"init": init, "teacher": test_dice(teacher, recipe), "student": test_dice(student / "model",
-                                                                                                  recipe),
+        results.append({"init": init, "student_init": init if student_init else "random",
+                        "teacher": test_dice(teacher, recipe), "student": test_dice(student / "model", recipe),
                         "int8": bundle_dice(bundle, test)})
         print(f"chain {init}: {results[-1]}", flush=True)
     return results
@@ -328,8 +332,9 @@ def table(summary: list[dict], goal: dict | None, chained: list[dict], recipe: R
     if chained:
         lines += ["", f"The chain ({100 * recipe.chain_fraction:g} % teacher, seed 0 -> {recipe.student} "
                   f"{recipe.student_args} -> OpenVINO INT8), test Dice:", "",
-                  "| teacher init | teacher | student | student INT8 |", "|---|---:|---:|---:|"]
-        lines += [f"| {c['init']} | {c['teacher']:.4f} | {c['student']:.4f} | {c['int8']:.4f} |" for c in chained]
+                  "| teacher init | student init | teacher | student | student INT8 |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {c['init']} | {c['student_init']} | {c['teacher']:.4f} | {c['student']:.4f} | {c['int8']:.4f} |"
+                  for c in chained]
     return lines
 
 

@@ -49,7 +49,9 @@ def test_label_efficiency_writes_table_json_plot_and_chain(tmp_path):
     assert set(result["target"]) >= {"sfmim_20", "scratch_100", "difference", "ci95", "met"}
     variant = yaml.safe_load((tmp_path / "work" / "pretrain" / "sfmim_long" / "config.yaml").read_text())
     assert (variant["objective"], variant["steps"], variant["mask_patch"]) == ("sfmim", 4, 8)
-    assert [c["init"] for c in result["chain"]] == ["scratch", "sfmim"] and 0 <= result["chain"][1]["int8"] <= 1
+    assert [(c["init"], c["student_init"]) for c in result["chain"]] == [
+        ("scratch", "random"), ("sfmim", "random"), ("sfmim", "sfmim")]
+    assert all(0 <= c["int8"] <= 1 for c in result["chain"])
     table = (tmp_path / "label_efficiency_t.md").read_text()
     assert "| sfmim | " in table and "Target, SF-MIM with 20 %" in table and "student INT8" in table
     assert "Command: `python -m benchmarks.label_efficiency --recipe" in table

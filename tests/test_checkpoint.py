@@ -146,3 +146,24 @@ def test_timm_backbone_takes_a_plain_timm_state_dict(tmp_path):
     report = load_encoder_checkpoint(model, tmp_path / "r.pth")
     assert report.ignored == ["fc.bias", "fc.weight"] or sorted(report.ignored) == ["fc.bias", "fc.weight"]
     assert torch.equal(model.body.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_a_shallower_student_starts_from_the_first_blocks(tmp_path):
+    """distill --student-init: a 1-block student takes block 0 of a 3-block encoder (and its
+    patch embedding and norm); without first_blocks_only the extra blocks are refused."""
+    from usfm_edge.models import build_task_model, make_config, save_model_dir
+    from usfm_edge.train.finetune import init_encoder
+
+    def seg_model(depth: int):
+        return build_task_model(make_config("usfm_vit_t16", "seg", labels=["background", "lesion"], img_size=32,
+                                            model_args={"depth": depth}))
+
+    deep = seg_model(3)
+    save_model_dir(deep, tmp_path / "deep")
+    student = seg_model(1)
+    with pytest.raises(CheckpointMismatchError, match="blocks.1"):
+        init_encoder(student, str(tmp_path / "deep"))
+    summary = init_encoder(student, str(tmp_path / "deep"), first_blocks_only=True)
+    assert "blocks 1-2 (the model keeps the first 1)" in summary
+    source = deep.encoder.state_dict()
+    assert all(torch.equal(v, source[k]) for k, v in student.encoder.state_dict().items())

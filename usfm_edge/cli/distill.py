@@ -14,6 +14,9 @@ from usfm_edge.cli.options import NON_NEGATIVE, POSITIVE, POSITIVE_FLOAT, Finite
 @click.option("--teacher", type=click.Path(path_type=Path), help="The fine-tuned model directory.")
 @click.option("--student", help="usfm_vit_t16 (default), usfm_vit_s16 or timm:NAME.")
 @click.option("--student-args", callback=json_dict, help='Student encoder arguments as JSON, e.g. \'{"depth": 6}\'.')
+@click.option("--student-init", type=click.Path(path_type=Path),
+              help="Start the student's encoder from these weights (an encoder or model directory, or a weights "
+                   "file); a shallower student takes their first blocks.")
 @click.option("--head", help="Student head (default: light_seg / linear / pixel_decoder).")
 @click.option("--data", type=click.Path(path_type=Path), help="Dataset root in the teacher's layout.")
 @click.option("--unlabeled", type=click.Path(path_type=Path), help="Extra frames without labels.")

@@ -176,6 +176,21 @@ def _adapt_input_channels(model_state: dict, state: dict, report: LoadReport) ->
         report.adapted.append(f"{name} 3 -> 1 input channel")
 
 
+def first_blocks(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``state`` without the transformer blocks ``model`` does not have: a shallower student
+    starts from a deeper encoder's first blocks (DistilBERT's initialisation). Returns the state
+    and what was left out."""
+    depth = len({key.split(".")[1] for key in model.state_dict() if key.startswith("blocks.")})
+    kept, dropped = {}, set()
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "blocks" and parts[1].isdigit() and int(parts[1]) >= depth:
+            dropped.add(int(parts[1]))
+        else:
+            kept[key] = value
+    return kept, [f"blocks {min(dropped)}-{max(dropped)} (the model keeps the first {depth})"] if dropped else []
+
+
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> LoadReport:
     """Load ``state`` into ``model`` with the strict rules of this module."""
     report = LoadReport(source=source)

@@ -29,7 +29,7 @@ from usfm_edge.train.config import finite, positive, require
 from usfm_edge.train.datasets import SupervisedDataset, load_split, to_working_size
 from usfm_edge.train.engine import STATE_FILE, Checkpoint, Session, fit_epochs, open_run_folder, optimizer_step
 from usfm_edge.train.evaluate import evaluate, headline
-from usfm_edge.train.finetune import pick_device
+from usfm_edge.train.finetune import init_encoder, pick_device
 from usfm_edge.train.losses import task_loss
 from usfm_edge.train.optim import build_optimizer, warmup_cosine
 from usfm_edge.train.precision import UNSCALED, autocast, check_precision
@@ -40,6 +40,7 @@ class DistillConfig:
     teacher: str = ""
     student: str = "usfm_vit_t16"
     student_args: dict | None = None
+    student_init: str | None = None  # encoder weights for the student; a shallower student takes their first blocks
     head: str | None = None
     data: str = ""  # dataset root in the teacher's task layout (train split used, val split for the report)
     unlabeled: str | None = None  # extra frames without labels
@@ -172,9 +173,12 @@ def run_distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = F
     out = open_run_folder(cfg, resume=resume, overwrite=overwrite)
     config = make_config(cfg.student, task, labels=teacher.config.labels, img_size=tuple(spec.input_size),
                          in_chans=spec.channels, head=cfg.head, model_args=cfg.student_args,
-                         provenance={"distilled_from": str(cfg.teacher), "data": cfg.data, "unlabeled": cfg.unlabeled})
+                         provenance={"distilled_from": str(cfg.teacher), "data": cfg.data, "unlabeled": cfg.unlabeled,
+                                     "student_init": cfg.student_init})
     config.preprocess = spec
     student = build_task_model(config).to(device)
+    if cfg.student_init:  # a resumed run loads its own weights over these below
+        config.provenance["student_init_report"] = init_encoder(student, cfg.student_init, first_blocks_only=True)
     dataset = ConcatDataset([_Labeled(parts[0]), *parts[1:]])
     with torch.no_grad():
         probe = torch.zeros(1, spec.channels, *spec.input_size, device=device)

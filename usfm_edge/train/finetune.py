@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 
 from usfm_edge.errors import InputError
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
-from usfm_edge.models.checkpoint import load_encoder_checkpoint, load_state_strict
+from usfm_edge.models.checkpoint import extract_state_dict, first_blocks, load_state_strict, read_checkpoint
 from usfm_edge.contracts import Crop, Preprocess, Resize
 from usfm_edge.contracts.prepare import segment_frame, to_display
 from usfm_edge.train import previews
@@ -44,14 +44,19 @@ def pick_device(name: str) -> torch.device:
         raise InputError(f"--device {name!r}: use auto, cpu, cuda or cuda:N") from None
 
 
-def init_encoder(model: torch.nn.Module, init: str) -> str:
-    """Load pretrained encoder weights from a model directory or a weights file."""
+def init_encoder(model: torch.nn.Module, init: str, *, first_blocks_only: bool = False) -> str:
+    """Load pretrained encoder weights from a model directory or a weights file, strictly;
+    ``first_blocks_only``: a shallower encoder takes the source's first blocks."""
     path = Path(init)
     if path.is_dir():
-        source = load_model_dir(path)
-        report = load_state_strict(model.encoder, source.encoder.state_dict(), str(path))
+        state, ignored = load_model_dir(path).encoder.state_dict(), []
     else:
-        report = load_encoder_checkpoint(model.encoder, path)
+        state, ignored = extract_state_dict(read_checkpoint(path), str(path))
+    if first_blocks_only:
+        state, left_out = first_blocks(model.encoder, state)
+        ignored += left_out
+    report = load_state_strict(model.encoder, state, str(path))
+    report.ignored = ignored + report.ignored
     return report.summary()
 
 
