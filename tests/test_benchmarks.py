@@ -46,7 +46,8 @@ def test_label_efficiency_writes_table_json_plot_and_chain(tmp_path):
         ("scratch", 0.2), ("scratch", 1.0), ("sfmim", 0.2), ("sfmim", 1.0), ("sfmim_long", 0.2), ("sfmim_long", 1.0)]
     assert all(0 <= e["dice"] <= 1 and len(e["dice_seeds"]) == 2 for e in result["summary"])
     assert len(result["summary"][2]["ci95"]) == 2 and "gain_vs_scratch" not in result["summary"][0]
-    assert set(result["target"]) >= {"sfmim_20", "scratch_100", "difference", "ci95", "met"}
+    assert set(result["target"]) >= {"init", "at_20", "scratch_100", "difference", "ci95", "met"}
+    assert [t["init"] for t in result["targets"]] == ["sfmim", "sfmim_long"]
     variant = yaml.safe_load((tmp_path / "work" / "pretrain" / "sfmim_long" / "config.yaml").read_text())
     assert (variant["objective"], variant["steps"], variant["mask_patch"]) == ("sfmim", 4, 8)
     assert [(c["init"], c["student_init"]) for c in result["chain"]] == [
@@ -54,6 +55,7 @@ def test_label_efficiency_writes_table_json_plot_and_chain(tmp_path):
     assert all(0 <= c["int8"] <= 1 for c in result["chain"])
     table = (tmp_path / "label_efficiency_t.md").read_text()
     assert "| sfmim | " in table and "Target, SF-MIM with 20 %" in table and "student INT8" in table
+    assert "The other pretrained inits with 20 % against scratch with 100 %: sfmim_long " in table
     assert "Command: `python -m benchmarks.label_efficiency --recipe" in table
     assert (tmp_path / "label_efficiency_t.png").stat().st_size > 1000
     rerun = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
