@@ -60,6 +60,18 @@ THREAD_JOIN_S = 2.0  # longest wait for the capture and prepare threads to leave
 DISPLAY_REFRESH_HZ = 60.0  # a monitor's refresh, for the glass-to-glass estimate
 
 
+def put_until_stopped(fifo: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` in a bounded queue, waiting while it is full, unless ``stop`` is set first
+    (a consumer that has stopped must not leave its producer waiting forever)."""
+    while not stop.is_set():
+        try:
+            fifo.put(item, timeout=POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 class BackendFailedError(UsfmEdgeError):
     """The backend (or preparing frames for it) failed on too many frames in a row."""
 
@@ -115,12 +127,7 @@ class Mailbox:
 
     def put(self, item: Any) -> None:
         if self.keep_all:
-            while not self.stop.is_set():
-                try:
-                    self._fifo.put(item, timeout=POLL_S)
-                    return
-                except queue.Full:
-                    continue
+            put_until_stopped(self._fifo, item, self.stop)
             return
         with self._cond:
             if self._item is not None:
@@ -368,12 +375,7 @@ class Pipeline:
 
     def _emit(self, result: Result) -> None:
         if self.replay:  # every result, in order; but never wait on a sink thread that has stopped
-            while not self.stop_event.is_set():
-                try:
-                    self._results.put(result, timeout=POLL_S)
-                    return
-                except queue.Full:
-                    continue
+            put_until_stopped(self._results, result, self.stop_event)
             return
         try:
             self._results.put_nowait(result)
