@@ -103,7 +103,8 @@ def pretrain(recipe: Recipe, name: str, work: Path) -> Path:
     cfg = PretrainConfig(
         objective=objective, data=unlabeled_sources(recipe, work), out=str(out), model=recipe.model,
         model_args=dict(recipe.model_args), img_size=recipe.img_size, steps=options.pop("steps", recipe.pretrain_steps),
-        batch_size=options.pop("batch_size", recipe.pretrain_batch), mask_patch=options.pop("mask_patch", recipe.mask_patch),
+        batch_size=options.pop("batch_size", recipe.pretrain_batch),
+        mask_patch=options.pop("mask_patch", recipe.mask_patch),
         mask_ratio=options.pop("mask_ratio", recipe.mask_ratio), organ_alpha=0.0, device=recipe.device,
         precision=recipe.precision, teacher=str(pretrain(recipe, "sfmim", work)) if objective == "feature" else None,
         preview_every=0, save_every=100, **({"lr": options.pop("lr")} if "lr" in options
@@ -305,7 +306,8 @@ def bundle_dice(bundle: Path, test: str) -> float:
 # --------------------------------------------------------------------------- report
 
 
-def table(summary: list[dict], targets: list[dict], chained: list[dict], recipe: Recipe, machine: dict) -> list[str]:
+def table(summary: list[dict], targets: list[dict], chained: list[dict], recipe: Recipe,
+          machine: dict) -> list[str]:
     goal = next((t for t in targets if t["init"] == "sfmim"), None)
     lines = [f"Label efficiency, {recipe.model}{f' {recipe.model_args}' if recipe.model_args else ''} at "
              f"{recipe.img_size} px, HC18 test Dice "
