@@ -193,11 +193,16 @@ def first_blocks(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[dict
     return kept, [f"blocks {min(dropped)}-{max(dropped)} (the model keeps the first {depth})"] if dropped else []
 
 
-def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> LoadReport:
-    """Load ``state`` into ``model`` with the strict rules of this module."""
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str, *,
+                      first_blocks_only: bool = False) -> LoadReport:
+    """Load ``state`` into ``model`` with the strict rules of this module; ``first_blocks_only``:
+    a shallower ViT takes the source's first blocks."""
     report = LoadReport(source=source)
     model_state = model.state_dict()
     state = dict(state)
+    if first_blocks_only:
+        state, left_out = first_blocks(model, state)
+        report.ignored += left_out
     if hasattr(model, "remap_checkpoint"):  # wrappers whose names differ from their files'
         state, dropped = model.remap_checkpoint(state)
         report.ignored += dropped
@@ -218,10 +223,11 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
     return report
 
 
-def load_encoder_checkpoint(model: nn.Module, path: str | Path, *, trust_pickle: bool = False) -> LoadReport:
+def load_encoder_checkpoint(model: nn.Module, path: str | Path, *, trust_pickle: bool = False,
+                            first_blocks_only: bool = False) -> LoadReport:
     """Read ``path`` safely and load it strictly into ``model``."""
     raw = read_checkpoint(path, trust_pickle=trust_pickle)
     state, dropped = extract_state_dict(raw, str(path))
-    report = load_state_strict(model, state, str(path))
+    report = load_state_strict(model, state, str(path), first_blocks_only=first_blocks_only)
     report.ignored = dropped + report.ignored
     return report

@@ -170,7 +170,6 @@ def run_distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = F
     parts: list[Dataset] = [SupervisedDataset(task, train_split, spec, augment=Augment(), seed=cfg.seed)]
     if cfg.unlabeled:
         parts.append(UnlabeledFrames(cfg.unlabeled, spec, task=task, augment=Augment(), seed=cfg.seed))
-    out = open_run_folder(cfg, resume=resume, overwrite=overwrite)
     config = make_config(cfg.student, task, labels=teacher.config.labels, img_size=tuple(spec.input_size),
                          in_chans=spec.channels, head=cfg.head, model_args=cfg.student_args,
                          provenance={"distilled_from": str(cfg.teacher), "data": cfg.data, "unlabeled": cfg.unlabeled,
@@ -179,6 +178,7 @@ def run_distill(cfg: DistillConfig, *, resume: bool = False, overwrite: bool = F
     student = build_task_model(config).to(device)
     if cfg.student_init:  # a resumed run loads its own weights over these below
         config.provenance["student_init_report"] = init_encoder(student, cfg.student_init, first_blocks_only=True)
+    out = open_run_folder(cfg, resume=resume, overwrite=overwrite)  # after the student is known to build and load
     dataset = ConcatDataset([_Labeled(parts[0]), *parts[1:]])
     with torch.no_grad():
         probe = torch.zeros(1, spec.channels, *spec.input_size, device=device)

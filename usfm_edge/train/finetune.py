@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 
 from usfm_edge.errors import InputError
 from usfm_edge.models import build_task_model, load_model_dir, make_config, save_model_dir
-from usfm_edge.models.checkpoint import extract_state_dict, first_blocks, load_state_strict, read_checkpoint
+from usfm_edge.models.checkpoint import load_encoder_checkpoint, load_state_strict
 from usfm_edge.contracts import Crop, Preprocess, Resize
 from usfm_edge.contracts.prepare import segment_frame, to_display
 from usfm_edge.train import previews
@@ -49,14 +49,11 @@ def init_encoder(model: torch.nn.Module, init: str, *, first_blocks_only: bool =
     ``first_blocks_only``: a shallower encoder takes the source's first blocks."""
     path = Path(init)
     if path.is_dir():
-        state, ignored = load_model_dir(path).encoder.state_dict(), []
+        source = load_model_dir(path)
+        report = load_state_strict(model.encoder, source.encoder.state_dict(), str(path),
+                                   first_blocks_only=first_blocks_only)
     else:
-        state, ignored = extract_state_dict(read_checkpoint(path), str(path))
-    if first_blocks_only:
-        state, left_out = first_blocks(model.encoder, state)
-        ignored += left_out
-    report = load_state_strict(model.encoder, state, str(path))
-    report.ignored = ignored + report.ignored
+        report = load_encoder_checkpoint(model.encoder, path, first_blocks_only=first_blocks_only)
     return report.summary()
 
 
